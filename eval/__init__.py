@@ -1,0 +1,1 @@
+"""Evaluation: STS suites, reports, benchmarks."""

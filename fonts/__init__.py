@@ -1,0 +1,1 @@
+"""Bundled fonts (OFL) and their manifest."""

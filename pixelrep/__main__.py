@@ -1,0 +1,5 @@
+import sys
+
+from pixelrep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""Model configuration and named presets (plain dicts, as timm does)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# Presets: keyword arguments for ModelConfig. `base` matches PIXEL's encoder (ViT-B/16 shape).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(width=64, depth=2, heads=2, mlp_ratio=2.0),            # ~0.1M params, for tests
+    "small": dict(width=384, depth=12, heads=6, mlp_ratio=4.0),          # ~22M params
+    "base": dict(width=768, depth=12, heads=12, mlp_ratio=4.0),          # ~86M params, PIXEL-size
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a PixelEncoder. Positions are sized from the render config's max_patches."""
+
+    width: int = 384
+    depth: int = 12
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    in_channels: int = 1           # grey patches; PIXEL imports are folded from 3 channels to 1
+    max_patches: int = 64
+    pooling: str = "mean"          # "mean" over real patches, or "cls"
+    projection_dim: int = 0        # 0 = no projection after pooling
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+
+    def __post_init__(self):
+        if self.width % self.heads:
+            raise ValueError(f"ModelConfig.width={self.width} is not divisible by heads={self.heads}")
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"ModelConfig.pooling={self.pooling!r}: use 'mean' or 'cls'")
+        if self.depth < 1 or self.width < 1:
+            raise ValueError("ModelConfig.depth and width must be positive")
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.projection_dim or self.width
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "ModelConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)

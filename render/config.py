@@ -1,0 +1,58 @@
+"""Render configuration and the rendered result: the contract between render/ and the rest."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_PATCHES_LIMIT = 529  # PIXEL's 23x23 grid: the longest sequence a PIXEL checkpoint has positions for.
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How text becomes a strip of square grey patches.
+
+    An embedding depends on every field here, so a checkpoint stores its RenderConfig.
+    """
+
+    patch_size: int = 16          # pixels per patch side; the strip is this tall
+    font_size: float = 13.0       # text size in pixels (PIXEL: 8 pt at 120 dpi ~ 13.3 px)
+    max_patches: int = 64         # including the end-of-sequence patch; at most 529
+    fonts: tuple[str, ...] = ()   # font files (bundled names or paths) tried in order; () = bundled default stack
+    eos_patch: bool = True        # append a black patch after the text, as PIXEL does
+
+    def __post_init__(self):
+        if not 4 <= self.patch_size <= 64:
+            raise ValueError(f"RenderConfig.patch_size={self.patch_size}: use 4..64 (16 is standard)")
+        if not 2 <= self.max_patches <= MAX_PATCHES_LIMIT:
+            raise ValueError(f"RenderConfig.max_patches={self.max_patches}: use 2..{MAX_PATCHES_LIMIT}")
+        if not 0 < self.font_size <= self.patch_size:
+            raise ValueError(f"RenderConfig.font_size={self.font_size}: must be in (0, patch_size={self.patch_size}]")
+        object.__setattr__(self, "fonts", tuple(self.fonts))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RenderConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown RenderConfig keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class Rendered:
+    """One rendered text.
+
+    pixels: uint8 [patch_size, num_patches * patch_size], white (255) background, black ink.
+    num_patches: text patches plus the end patch; always 1..max_patches.
+    """
+
+    pixels: np.ndarray
+    num_patches: int
+    truncated: bool = False
+    missing_glyphs: int = 0
+    missing_chars: tuple[str, ...] = field(default_factory=tuple)

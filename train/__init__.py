@@ -1,0 +1,1 @@
+"""Training: stage configs, losses, data pipeline, loop, distributed."""
