@@ -1,0 +1,68 @@
+"""`pixelrep render` and `pixelrep bench render` (a shortened bench; the full one is run by hand)."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelrep.render import cli, raqm_available
+
+
+def run(argv) -> int:
+    """The `pixelrep` parser with only this part's commands (the others are tested in their parts)."""
+    parser = argparse.ArgumentParser(prog="pixelrep")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("bench").add_subparsers(dest="bench", required=True)
+    cli.register(commands, bench)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_render_writes_an_enlarged_png_with_the_grid(tmp_path, capsys):
+    out = tmp_path / "sub" / "hello.png"
+    assert run(["render", "Hello мир 世界 \U0001F600", "-o", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {"num_patches", "missing_glyphs", "truncated"} <= set(info)
+    assert info["missing_glyphs"] == 1 and info["missing_chars"] == ["\U0001F600"] and info["truncated"] is False
+    n = info["num_patches"]
+    image = np.asarray(Image.open(out))
+    assert image.shape == (16 * 4 + 2, n * (16 * 4 + 1) + 1, 3)
+    assert (image[:, 0] == (230, 40, 40)).all() and (image[:, 16 * 4 + 1] == (230, 40, 40)).all(), "grid lines"
+    assert (image[1:-1, -(16 * 4 + 1):-1] == 0).all(), "the end patch"
+    assert not list(tmp_path.glob("sub/*.tmp")), "written atomically"
+
+
+def test_render_perturbations_are_seeded(tmp_path, capsys):
+    argv = ["render", "A man is playing a guitar on the stage tonight", "-o", str(tmp_path / "a.png"), "--json",
+            "--typo-rate", "0.3", "--shuffle", "local", "--seed", "5"]
+    run(argv)
+    first = json.loads(capsys.readouterr().out)["text"]
+    run(argv)
+    assert json.loads(capsys.readouterr().out)["text"] == first != "A man is playing a guitar on the stage tonight"
+    run(["render", "plain", "-o", str(tmp_path / "b.png")])
+    assert "1 patches" not in capsys.readouterr().out
+
+
+def test_render_rejects_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="typo rate"):
+        run(["render", "x", "-o", str(tmp_path / "x.png"), "--typo-rate", "2"])
+    with pytest.raises(ValueError, match="max_patches"):
+        run(["render", "x", "-o", str(tmp_path / "x.png"), "--max-patches", "1000"])
+
+
+def test_bench_report_has_every_set_and_the_baseline(tmp_path):
+    """On the bundled samples (an empty data folder), few sentences: checks the report, not the speed."""
+    from pixelrep.render.bench import run_render_bench
+
+    report = run_render_bench(data_dir=tmp_path, runs=1, limit=12, baseline_sentences=4, progress=False)
+    assert set(report["sets"]) == {"en", "de", "ru", "zh", "ja", "ar"}
+    for lang, r in report["sets"].items():
+        if lang == "ar" and not raqm_available():
+            assert "raqm" in r["skipped"]
+            continue
+        assert r["source"].startswith("bundled samples") and r["sentences"] == 12
+        for key in ("sentences_per_s", "typo_sentences_per_s", "baseline_sentences_per_s", "ratio", "mean_patches"):
+            assert r[key] > 0, (lang, key)
+        assert r["missing_glyphs"] == 0
+    json.dumps(report)
