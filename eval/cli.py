@@ -1,0 +1,54 @@
+"""`pixelrep eval sts`: STS suites for a pixel model and sentence-transformers baselines in one run."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands, bench_commands) -> None:
+    """Add `eval` (with `sts`) to the pixelrep command. eval has no benchmark of its own."""
+    ev = commands.add_parser("eval", help="evaluate models (STS suites)")
+    what = ev.add_subparsers(dest="eval", required=True, metavar="WHAT")
+    sts = what.add_parser(
+        "sts", help="STS suites: Spearman x100 of cosine similarity on test sets",
+        description="Evaluate a model (and baselines, in the same run) on STS test sets. Prints a markdown "
+                    "table and writes results.json, results.md and sts.png to --out.")
+    sts.add_argument("--model", required=True,
+                     help="pixelrep model: 'default', a checkpoint folder, or a hub id")
+    sts.add_argument("--suite", default="all",
+                     choices=("english", "stsb-multi", "crosslingual", "sts17", "robustness", "all"))
+    sts.add_argument("--data-dir", default=None,
+                     help="folder with DIR/stsb/{lang}/test.jsonl, DIR/sts12/*.jsonl, DIR/sickr/test.jsonl, "
+                          "DIR/sts17/{pair}.jsonl (default: the Hugging Face hub)")
+    sts.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
+    sts.add_argument("--baseline", nargs="+", default=[], metavar="PATH_OR_ID",
+                     help="sentence-transformers models to compare: 'minilm' (bundled all-MiniLM-L6-v2), "
+                          "a folder or a hub id")
+    sts.add_argument("--batch-size", type=_positive_int, default=64)
+    sts.add_argument("--limit", type=_positive_int, default=None, help="only the first N pairs of each task (quick runs)")
+    sts.add_argument("--seed", type=int, default=0, help="seed of the robustness typos")
+    sts.set_defaults(func=_run_sts)
+
+
+def _run_sts(args: argparse.Namespace) -> int:
+    from pixelrep.eval.models import PIXEL, SENTENCE_TRANSFORMERS, load_model
+    from pixelrep.eval.report import text_report
+    from pixelrep.eval.runner import run_sts
+
+    models, infos = {}, {}
+    for spec, default_kind in [(args.model, PIXEL)] + [(b, SENTENCE_TRANSFORMERS) for b in args.baseline]:
+        if spec in models:
+            raise ValueError(f"model {spec!r} given twice")
+        model, info = load_model(spec, default=default_kind)
+        models[spec], infos[spec] = model, info
+    results = run_sts(models, suite=args.suite, data_dir=args.data_dir, out_dir=args.out,
+                      batch_size=args.batch_size, limit=args.limit, seed=args.seed, infos=infos)
+    print(text_report(results))
+    print(f"\nwrote {args.out}/results.json, results.md, sts.png")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value

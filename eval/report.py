@@ -1,0 +1,158 @@
+"""Reports: results.json (the record), a markdown table made from it, and a PNG figure."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+RESULTS_FORMAT = "pixelrep-sts-results/1"
+
+
+def build_results(plan, runs: list[tuple[dict, "ModelRun"]], config: dict) -> dict:  # noqa: F821
+    """The JSON record: data source, run config, skipped data, and per model its tasks and summaries."""
+    from pixelrep import __version__
+
+    return {
+        "format": RESULTS_FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pixelrep_version": __version__,
+        "data_source": plan.source,
+        "config": config,
+        "skipped": plan.missing,
+        "models": [dict(**info, seconds=round(run.seconds, 2), results=run.results, summaries=run.summaries)
+                   for info, run in runs],
+    }
+
+
+def markdown_table(results: dict) -> str:
+    """Spearman x100 per task and summary (rows) for each model (columns), from the results record."""
+    models = results["models"]
+    if not models:
+        return ""
+    header = ["suite", "task", "n"] + [_column_name(m) for m in models]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    first = models[0]
+    for suite in dict.fromkeys(r["suite"] for r in first["results"]):
+        for r in first["results"]:
+            if r["suite"] == suite:
+                cells = [_value(m["results"], "task", suite, r["task"]) for m in models]
+                lines.append(f"| {suite} | {r['task']} | {r['n']} | " + " | ".join(cells) + " |")
+        for s in first["summaries"]:
+            if s["suite"] == suite:
+                label = f"**{s['name']}**" + ("" if s["complete"] else f" ({len(s['tasks'])}/{s['expected']})")
+                cells = [_value(m["summaries"], "name", suite, s["name"]) for m in models]
+                lines.append(f"| {suite} | {label} |  | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def text_report(results: dict) -> str:
+    """The table with a title line and what was skipped, as printed by `pixelrep eval sts`."""
+    cfg = results["config"]
+    title = (f"STS test sets, cosine similarity, Spearman x100 - data: {results['data_source']}"
+             + (f" - first {cfg['limit']} pairs per task" if cfg.get("limit") else ""))
+    parts = [title, "", markdown_table(results)]
+    if results["skipped"]:
+        parts += ["", "Skipped (data absent, not evaluated):"]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for m in results["skipped"]:
+            groups.setdefault((m["suite"], m["reason"]), []).append(m["task"])
+        parts += [f"- {suite}: {', '.join(tasks)}: {reason}" for (suite, reason), tasks in groups.items()]
+    return "\n".join(parts)
+
+
+def write_outputs(results: dict, out_dir: str | Path, scatter: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, Path]:
+    """Write results.json, results.md and (with matplotlib) sts.png into out_dir; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "markdown": out / "results.md"}
+    _atomic_write(paths["json"], lambda f: f.write(json.dumps(results, indent=2, ensure_ascii=False).encode()))
+    _atomic_write(paths["markdown"], lambda f: f.write((text_report(results) + "\n").encode()))
+    try:
+        import matplotlib
+    except ImportError:
+        print("figure skipped: matplotlib is not installed (pip install matplotlib)")
+        return paths
+    matplotlib.use("Agg")
+    paths["figure"] = out / "sts.png"
+    figure = plot_results(results, scatter or {})
+    _atomic_write(paths["figure"], lambda f: figure.savefig(f, format="png", dpi=110))
+    import matplotlib.pyplot as plt
+    plt.close(figure)
+    return paths
+
+
+def plot_results(results: dict, scatter: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """Per suite, grouped bars (task x model); below, predicted cosine vs gold for STS-B English per model."""
+    import matplotlib.pyplot as plt
+
+    from pixelrep.eval.sts import spearman
+
+    models = results["models"]
+    first = models[0]
+    suites = list(dict.fromkeys(r["suite"] for r in first["results"]))
+    n_rows = len(suites) + (1 if scatter else 0)
+    n_cols = max(1, len(scatter))
+    widest = max([sum(r["suite"] == s for r in first["results"]) + 3 for s in suites] + [6])
+    fig = plt.figure(figsize=(min(20.0, max(8.0, 0.45 * widest * max(1, len(models)) + 2)), 3.2 * n_rows),
+                     layout="constrained")
+    grid = fig.add_gridspec(n_rows, n_cols)
+    bar_width = 0.8 / len(models)
+    for row, suite in enumerate(suites):
+        ax = fig.add_subplot(grid[row, :])
+        # Tasks, then the suite's averages (hatched); "drop" summaries are differences, not scores: left out.
+        bars = [("results", "task", r["task"]) for r in first["results"] if r["suite"] == suite]
+        bars += [("summaries", "name", m["name"]) for m in first["summaries"] if m["suite"] == suite and m["kind"] == "mean"]
+        x = np.arange(len(bars))
+        for k, m in enumerate(models):
+            values = [float(_value(m[rows], key, suite, name)) for rows, key, name in bars]
+            hatch = ["//" if rows == "summaries" else "" for rows, _, _ in bars]
+            ax.bar(x + (k - (len(models) - 1) / 2) * bar_width, values, bar_width, color=f"C{k}", hatch=hatch,
+                   label=_column_name(m))
+        rotate = sum(len(name) for _, _, name in bars) > 60
+        ax.set_xticks(x, [name for _, _, name in bars], rotation=30 if rotate else 0, ha="right" if rotate else "center")
+        ax.set_xlim(-0.6, max(len(bars), 6) - 0.4)       # a suite with one or two bars keeps narrow bars
+        ax.set_title(suite)
+        ax.set_ylabel("Spearman x100")
+        ax.axhline(0, color="black", linewidth=0.5)
+        if row == 0:
+            ax.legend(fontsize="small")
+    labels = {m["id"]: _column_name(m) for m in models}
+    for col, (name, (predicted, gold)) in enumerate(scatter.items()):
+        ax = fig.add_subplot(grid[n_rows - 1, col])
+        ax.scatter(gold, predicted, s=4, alpha=0.4)
+        ax.set_title(f"{labels.get(name, name)}: STS-B en test (Spearman {100 * spearman(predicted, gold):.1f})",
+                     fontsize="small")
+        ax.set_xlabel("gold score")
+        ax.set_ylabel("cosine similarity")
+    return fig
+
+
+def _column_name(model: dict) -> str:
+    # Folder paths shortened to their last part; hub ids and names kept; untrained checkpoints say so.
+    name = model["id"]
+    name = Path(name).name if name.startswith((".", "/", "~")) else name
+    untrained = model.get("config", {}).get("metadata", {}).get("trained") is False
+    return name + (" (untrained)" if untrained else "")
+
+
+def _value(rows: list[dict], key: str, suite: str, name: str) -> str:
+    for r in rows:
+        if r["suite"] == suite and r[key] == name:
+            return f"{r['spearman']:.2f}"
+    return "-"
+
+
+def _atomic_write(path: Path, write) -> None:
+    # Write beside the target, then rename: a reader never sees a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,49 @@
+"""One call from models and a suite name to scores, a table and files (what `pixelrep eval sts` runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelrep.eval.models import describe_model
+from pixelrep.eval.report import build_results, write_outputs
+from pixelrep.eval.suites import TYPO_RATES, DataSource, HubSource, LocalSource, build_plan, evaluate_plan, expand_suites
+
+# Where the STS-B English test set may sit in each suite, in the order the scatter plot looks for it.
+STSB_EN_TASKS = (("english", "stsb"), ("stsb-multi", "en"), ("robustness", "clean"))
+
+
+def run_sts(models: dict, suite: str | list[str] = "all", data_dir: str | Path | None = None,
+            out_dir: str | Path | None = None, batch_size: int = 64, limit: int | None = None, seed: int = 0,
+            typo_rates: tuple[float, ...] = TYPO_RATES, infos: dict[str, dict] | None = None,
+            progress: bool = True) -> dict:
+    """Evaluate each model (name -> object with encode()) on the suite's test sets; returns the results record.
+
+    data_dir: a folder in the layout of pixelrep.eval.suites, or None for the Hugging Face hub.
+    out_dir: where results.json, results.md and sts.png go (nothing is written when None).
+    infos: per model name, what to record about it (id, kind, config); described from the object otherwise.
+    """
+    if not models:
+        raise ValueError("run_sts needs at least one model")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    source: DataSource = LocalSource(data_dir) if data_dir is not None else HubSource()
+    suites = expand_suites(suite)
+    plan = build_plan(suites, source, limit=limit, typo_rates=typo_rates, seed=seed)
+    if not plan.tasks:
+        reasons = "; ".join(sorted({m["reason"] for m in plan.missing}))
+        raise FileNotFoundError(f"no data for suite {suite!r} in {source.description}: {reasons}")
+    runs, scatter = [], {}
+    for name, model in models.items():
+        info = (infos or {}).get(name) or dict(id=name, kind="object", config=describe_model(model))
+        run = evaluate_plan(model, plan, batch_size=batch_size, progress=progress, desc=f"STS {name}")
+        runs.append((info, run))
+        key = next((k for k in STSB_EN_TASKS if k in run.predictions), None)
+        if key:
+            gold = next(t.data.score for t in plan.tasks if (t.suite, t.name) == key)
+            scatter[info["id"]] = (run.predictions[key], gold)
+    config = dict(suites=suites, split="test", similarity="cosine", metric="spearman x100 (pearson x100 too)",
+                  batch_size=batch_size, limit=limit, seed=seed, typo_rates=list(typo_rates))
+    results = build_results(plan, runs, config)
+    if out_dir is not None:
+        write_outputs(results, out_dir, scatter)
+    return results
+

@@ -1,0 +1,97 @@
+"""STS scoring: cosine similarity of two encoded sides, Spearman and Pearson x100 against gold.
+
+Works with any object that has `encode(sentences, batch_size=...)` returning [n, d] (numpy or
+torch): PixelEncoder, sentence-transformers models, or a test double.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def encode(model, sentences: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Encode `sentences` with `model` as float64 [n, d]; each distinct sentence is encoded once."""
+    sentences = list(sentences)
+    for i, s in enumerate(sentences):
+        if not isinstance(s, str):
+            raise TypeError(f"sentences[{i}] is {type(s).__name__}, expected str")
+    unique = list(dict.fromkeys(sentences))
+    if not unique:
+        return np.zeros((0, 0))
+    emb = model.encode(unique, batch_size=batch_size, show_progress_bar=False)
+    if hasattr(emb, "detach"):  # a torch tensor (convert_to_tensor models)
+        emb = emb.detach().float().cpu().numpy()
+    emb = np.asarray(emb, dtype=np.float64)
+    if emb.ndim != 2 or emb.shape[0] != len(unique):
+        raise ValueError(f"{type(model).__name__}.encode returned shape {emb.shape} for {len(unique)} sentences; "
+                         "expected [n, d]")
+    index = {s: i for i, s in enumerate(unique)}
+    return emb[[index[s] for s in sentences]]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity; an all-zero vector has similarity 0 to everything."""
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return np.einsum("nd,nd->n", a, b)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; 0 when either side is constant (nothing to correlate)."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    y = np.asarray(y, dtype=np.float64) - np.mean(y)
+    denom = np.sqrt(np.dot(x, x) * np.dot(y, y))
+    return float(np.dot(x, y) / denom) if denom > 0 else 0.0
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman correlation: Pearson of the ranks, ties getting their average rank (as scipy)."""
+    return pearson(rankdata(x), rankdata(y))
+
+
+def predict_similarity(model, sentences1: Sequence[str], sentences2: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Cosine similarity of each pair's embeddings; both sides are encoded in one call."""
+    if len(sentences1) != len(sentences2):
+        raise ValueError(f"sentences1 has {len(sentences1)} items but sentences2 has {len(sentences2)}")
+    emb = encode(model, list(sentences1) + list(sentences2), batch_size=batch_size)
+    n = len(sentences1)
+    return cosine(emb[:n], emb[n:])
+
+
+def score_predictions(predicted: np.ndarray, gold: np.ndarray) -> dict:
+    """Spearman and Pearson x100 of predicted vs gold scores."""
+    predicted, gold = np.asarray(predicted), np.asarray(gold)
+    if len(predicted) != len(gold) or len(gold) < 2:
+        raise ValueError(f"need two or more scored pairs with predictions; got {len(predicted)} predictions "
+                         f"for {len(gold)} gold scores")
+    return dict(spearman=100 * spearman(predicted, gold), pearson=100 * pearson(predicted, gold), n=len(gold))
+
+
+def evaluate_sts(model, sentences1: Sequence[str], sentences2: Sequence[str], scores, batch_size: int = 64) -> dict:
+    """Encode both sides, compare by cosine, return dict(spearman=, pearson=, n=) with values x100."""
+    if len(scores) != len(sentences1):
+        raise ValueError(f"scores has {len(scores)} items but there are {len(sentences1)} sentence pairs")
+    return score_predictions(predict_similarity(model, sentences1, sentences2, batch_size), np.asarray(scores, dtype=np.float64))
+
+
+class CachedEncoder:
+    """Wraps a model so each distinct sentence is encoded once across many evaluations.
+
+    The suites reuse sentences heavily (STS-B English appears in four suites); caching saves
+    most of the encoding time of `--suite all`.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._cache: dict[str, np.ndarray] = {}
+
+    def encode(self, sentences: Sequence[str], batch_size: int = 64, **kwargs) -> np.ndarray:
+        new = [s for s in dict.fromkeys(sentences) if s not in self._cache]
+        if new:
+            for s, e in zip(new, encode(self.model, new, batch_size=batch_size)):
+                self._cache[s] = e
+        if not sentences:
+            return np.zeros((0, 0))
+        return np.stack([self._cache[s] for s in sentences])

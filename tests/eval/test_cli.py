@@ -1,0 +1,101 @@
+"""`pixelrep eval sts` end to end, and how model names are told apart."""
+import argparse
+import json
+
+import pytest
+
+from pixelrep.eval import cli
+from pixelrep.eval.models import PIXEL, SENTENCE_TRANSFORMERS, model_kind
+from tests.eval.helpers import HashingEncoder
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="pixelrep")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cli.register(commands, bench_commands=None)  # eval adds no benchmark
+    return parser.parse_args(argv)
+
+
+def test_cli_end_to_end_with_baseline(sts_dir, tmp_path, monkeypatch, capsys):
+    loaded = []
+
+    def fake_load(spec, default):
+        loaded.append((spec, default))
+        return HashingEncoder(64 if default == PIXEL else 16), dict(id=spec, kind=default, config={})
+
+    monkeypatch.setattr("pixelrep.eval.models.load_model", fake_load)
+    out = tmp_path / "out"
+    args = _parse(["eval", "sts", "--model", "mine", "--suite", "stsb-multi", "--data-dir", str(sts_dir),
+                   "--out", str(out), "--baseline", "minilm", "--limit", "5", "--batch-size", "2"])
+    assert args.func(args) == 0
+    assert loaded == [("mine", PIXEL), ("minilm", SENTENCE_TRANSFORMERS)]
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["limit"] == 5 and results["config"]["batch_size"] == 2
+    assert [m["id"] for m in results["models"]] == ["mine", "minilm"]
+    assert "| suite | task | n | mine | minilm |" in printed
+    assert f"| stsb-multi | de | 5 | {results['models'][0]['results'][1]['spearman']:.2f} |" in printed
+    assert (out / "sts.png").is_file()
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        _parse(["eval", "sts", "--model", "m", "--limit", "0"])
+    with pytest.raises(SystemExit):
+        _parse(["eval", "sts", "--model", "m", "--suite", "englsh"])
+    assert "invalid choice: 'englsh'" in capsys.readouterr().err
+
+
+def test_cli_with_a_saved_pixel_encoder(sts_dir, tmp_path, capsys):
+    from pixelrep import ModelConfig, PixelEncoder, RenderConfig
+
+    render = RenderConfig(max_patches=32)
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=32), render)
+    encoder.save_pretrained(tmp_path / "tiny", metadata={"trained": False})
+    assert model_kind(str(tmp_path / "tiny"), SENTENCE_TRANSFORMERS) == PIXEL
+    args = _parse(["eval", "sts", "--model", str(tmp_path / "tiny"), "--suite", "english", "--data-dir", str(sts_dir),
+                   "--out", str(tmp_path / "out"), "--limit", "4"])
+    with pytest.warns(UserWarning, match="untrained"):
+        assert args.func(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    model = results["models"][0]
+    assert model["kind"] == PIXEL and model["config"]["render_config"]["max_patches"] == 32
+    assert model["config"]["metadata"] == {"trained": False}
+    assert len(model["results"]) == 7 and all(r["n"] == 4 for r in model["results"])
+    assert "| suite | task | n | tiny (untrained) |" in capsys.readouterr().out
+
+
+def test_model_kind(tmp_path):
+    assert model_kind("default", SENTENCE_TRANSFORMERS) == PIXEL
+    assert model_kind("minilm", PIXEL) == SENTENCE_TRANSFORMERS
+    assert model_kind("someone/model", PIXEL) == PIXEL                     # hub ids: the flag decides
+    assert model_kind("someone/model", SENTENCE_TRANSFORMERS) == SENTENCE_TRANSFORMERS
+    st = tmp_path / "st"
+    st.mkdir()
+    (st / "modules.json").write_text("[]")
+    assert model_kind(str(st), PIXEL) == SENTENCE_TRANSFORMERS
+    px = tmp_path / "px"
+    px.mkdir()
+    (px / "config.json").write_text(json.dumps({"format_version": 1}))
+    assert model_kind(str(px), SENTENCE_TRANSFORMERS) == PIXEL
+    pixel_format = tmp_path / "pixel-base"                                  # PIXEL's ViT-MAE config: no modules.json
+    pixel_format.mkdir()
+    (pixel_format / "config.json").write_text(json.dumps({"hidden_size": 768, "num_hidden_layers": 12}))
+    assert model_kind(str(pixel_format), SENTENCE_TRANSFORMERS) == PIXEL
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="neither a pixelrep checkpoint"):
+        model_kind(str(tmp_path / "empty"), PIXEL)
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        model_kind(str(tmp_path / "missing"), PIXEL)
+
+
+@pytest.mark.slow
+def test_minilm_baseline_on_stsb(shared_data):
+    from pixelrep.eval.data import load_sts_file
+    from pixelrep.eval.models import load_model
+    from pixelrep.eval.sts import evaluate_sts
+
+    model, info = load_model("minilm", default=SENTENCE_TRANSFORMERS)
+    data = load_sts_file(shared_data / "sts" / "stsb" / "en" / "test.jsonl").head(300)
+    assert info["config"]["embedding_dim"] == 384
+    assert evaluate_sts(model, data.sentence1, data.sentence2, data.score)["spearman"] > 75
