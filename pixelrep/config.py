@@ -23,7 +23,8 @@ class ModelConfig:
     patch_size: int = 16
     in_channels: int = 1           # grey patches; PIXEL imports are folded from 3 channels to 1
     max_patches: int = 64
-    pooling: str = "mean"          # "mean" over real patches, or "cls"
+    pooling: str = "mean"          # "mean" over real patches, or "cls" (needs cls_token)
+    cls_token: bool = False        # prepend a learned CLS token (PIXEL checkpoints have one)
     projection_dim: int = 0        # 0 = no projection after pooling
     dropout: float = 0.0
     layer_norm_eps: float = 1e-6
@@ -34,6 +35,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.width={self.width} is not divisible by heads={self.heads}")
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"ModelConfig.pooling={self.pooling!r}: use 'mean' or 'cls'")
+        if self.pooling == "cls" and not self.cls_token:
+            raise ValueError("ModelConfig.pooling='cls' needs cls_token=True")
         if self.depth < 1 or self.width < 1:
             raise ValueError("ModelConfig.depth and width must be positive")
 

@@ -63,9 +63,10 @@ class PixelViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.patch_embed = nn.Linear(cfg.in_channels * cfg.patch_size ** 2, cfg.width)
-        n_pos = cfg.max_patches + (1 if cfg.pooling == "cls" else 0)
+        # With a CLS token, position 0 is its own (as in PIXEL / ViT-MAE) and patch i uses position i+1.
+        n_pos = cfg.max_patches + (1 if cfg.cls_token else 0)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, cfg.width))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width)) if cfg.pooling == "cls" else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width)) if cfg.cls_token else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.width, eps=cfg.layer_norm_eps)
         self.projection = nn.Linear(cfg.width, cfg.projection_dim) if cfg.projection_dim else None
@@ -105,11 +106,15 @@ class PixelViT(nn.Module):
         return self.norm(x)
 
     def pool(self, features: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
-        if self.cls_token is not None:
+        """[B, P(+1), width] features -> [B, embedding_dim]: the CLS feature, or the mean over real patches."""
+        if self.cfg.pooling == "cls":
             pooled = features[:, 0]
         else:
-            m = patch_mask.to(features.dtype).unsqueeze(-1)
-            pooled = (features * m).sum(1) / m.sum(1).clamp_min(1.0)
+            if self.cls_token is not None:
+                features = features[:, 1:]
+            m = patch_mask.to(torch.bool).unsqueeze(-1)
+            # where() rather than a product: padded rows may hold anything, even NaN.
+            pooled = torch.where(m, features, 0.0).sum(1) / m.sum(1).clamp_min(1).to(features.dtype)
         return self.projection(pooled) if self.projection is not None else pooled
 
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:

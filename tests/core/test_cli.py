@@ -1,0 +1,62 @@
+"""`pixelrep encode` and `pixelrep bench encode` (without the MiniLM baseline: that runs in slow tests)."""
+import io
+import json
+
+import numpy as np
+import pytest
+
+from pixelrep import PixelEncoder
+from pixelrep.bench_encode import load_sentences
+from pixelrep.cli import main as run
+from tests.core.helpers import tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    tiny_encoder(seed=7).save_pretrained(folder)
+    return folder
+
+
+def test_encode_file_writes_npy(tmp_path, model_dir):
+    lines = ["A man is playing a guitar.", "", "Ein Mann spielt Gitarre.\u2028same line"]
+    (tmp_path / "in.txt").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    out = tmp_path / "sub" / "emb.npy"
+    assert run(["encode", "--model", str(model_dir), "--input", str(tmp_path / "in.txt"), "--output", str(out)]) == 0
+    emb = np.load(out)
+    assert emb.shape == (3, 64) and emb.dtype == np.float32
+    np.testing.assert_allclose(emb, PixelEncoder.from_pretrained(model_dir).encode(lines), atol=1e-6)
+
+
+def test_encode_stdin(tmp_path, model_dir, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("one\ntwo\n"))
+    out = tmp_path / "emb.npy"
+    run(["encode", "--model", str(model_dir), "--output", str(out), "--no-normalize", "--batch-size", "1"])
+    assert np.load(out).shape == (2, 64)
+    assert "wrote 2 x 64" in capsys.readouterr().err
+
+
+def test_bench_encode_json(shared_data, capsys):
+    run(["bench", "encode", "--json", "--data-dir", str(shared_data), "--presets", "tiny", "--runs", "1",
+         "--limit", "40", "--no-baseline"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["sentences"] == 40
+    tiny = result["models"]["tiny"]
+    assert tiny["sentences_per_s"] > 0 and tiny["peak_rss_mb"] > 0 and len(tiny["runs_s"]) == 1
+
+
+def test_bench_data_missing(tmp_path, monkeypatch, capsys):
+    assert run(["bench", "encode", "--data-dir", str(tmp_path), "--no-baseline"]) == 2
+    assert "test.jsonl not found: pass --data-dir" in capsys.readouterr().err
+    # No --data-dir and no shared data: the renderer's bundled English samples stand in, and say so.
+    monkeypatch.setenv("PIXELREP_DATA", str(tmp_path))
+    sentences, source = load_sentences(limit=10)
+    assert len(sentences) == 10 and source.startswith("bundled")
+
+
+@pytest.mark.slow
+def test_bench_encode_with_minilm(shared_data, capsys):
+    run(["bench", "encode", "--json", "--data-dir", str(shared_data), "--runs", "1", "--limit", "200"])
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["models"]) == {"tiny", "small", "all-MiniLM-L6-v2"}
+    assert result["ratios"]["small_vs_minilm"] > 0

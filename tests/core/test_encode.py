@@ -1,0 +1,81 @@
+"""PixelEncoder.encode: order, shapes, types, options."""
+import numpy as np
+import pytest
+import torch
+
+from pixelrep.encoder import default_device
+from tests.core.helpers import LONG, SENTENCES, tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return tiny_encoder()
+
+
+def test_order_is_restored_after_length_sorting(enc):
+    sentences = SENTENCES + [LONG] + SENTENCES[::-1]
+    together = enc.encode(sentences, batch_size=3)
+    one_by_one = np.stack([enc.encode([s])[0] for s in sentences])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5, rtol=0)
+    assert together.shape == (len(sentences), 64) and together.dtype == np.float32
+
+
+def test_normalize_and_tensor_output(enc):
+    unit = enc.encode(SENTENCES)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    raw = enc.encode(SENTENCES, normalize=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), unit, atol=1e-5)
+    t = enc.encode(SENTENCES, convert_to_tensor=True)
+    assert isinstance(t, torch.Tensor) and t.shape == (len(SENTENCES), 64)
+
+
+def test_single_string_and_empty_list(enc):
+    one = enc.encode("A man is playing a guitar.")
+    assert one.shape == (64,)
+    np.testing.assert_allclose(one, enc.encode(SENTENCES[:1])[0], atol=1e-6)
+    empty = enc.encode([])
+    assert empty.shape == (0, 64) and empty.dtype == np.float32
+    assert enc.encode([], convert_to_tensor=True).shape == (0, 64)
+    assert enc.encode(np.array(SENTENCES[:2])).shape == (2, 64)   # numpy arrays of str, as MTEB may pass
+
+
+def test_bad_input_names_the_index(enc):
+    with pytest.raises(TypeError, match=r"sentences\[2\] is int, expected str"):
+        enc.encode(["a", "b", 3])
+    with pytest.raises(TypeError, match=r"sentences\[0\] is NoneType"):
+        enc.encode([None])
+    with pytest.raises(TypeError, match="a str or a list of str, got bytes"):
+        enc.encode(b"bytes")
+    with pytest.raises(TypeError, match="got int"):
+        enc.encode(5)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        enc.encode(["a"], batch_size=0)
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        enc.encode(["a"], precision="fp16")
+
+
+def test_encode_restores_training_mode_and_keeps_no_grad(enc):
+    enc.train()
+    out = enc.encode(SENTENCES, convert_to_tensor=True)
+    assert enc.training and not out.requires_grad
+    enc.eval()
+
+
+def test_bf16_autocast_stays_close(enc):
+    fp32 = enc.encode(SENTENCES)
+    bf16 = enc.encode(SENTENCES, precision="bf16")
+    assert bf16.dtype == np.float32
+    assert (fp32 * bf16).sum(1).min() > 0.99   # cosine similarity of unit vectors
+
+
+def test_progress_bar(enc, capsys):
+    enc.encode(SENTENCES, show_progress_bar=True)
+    assert "encode" in capsys.readouterr().err
+    enc.encode(SENTENCES)   # auto: short input, no bar
+    assert capsys.readouterr().err == ""
+
+
+def test_default_device_is_cpu_without_accelerators():
+    # tests/conftest.py hides CUDA; MPS only exists on Apple machines.
+    assert default_device().type in ("cpu", "mps")

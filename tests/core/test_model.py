@@ -1,0 +1,78 @@
+"""Presets, shapes, padding invariance and determinism of the ViT and PixelEncoder."""
+import numpy as np
+import pytest
+import torch
+
+from pixelrep import PRESETS, ModelConfig, PixelEncoder, RenderConfig, collate
+from pixelrep.model import PixelViT
+from tests.core.helpers import LONG, SENTENCES, tiny_encoder
+
+
+def n_params(cfg: ModelConfig) -> int:
+    return sum(p.numel() for p in PixelViT(cfg).parameters())
+
+
+def test_preset_sizes():
+    assert n_params(ModelConfig.from_preset("tiny")) < 1_000_000
+    assert 20e6 < n_params(ModelConfig.from_preset("small")) < 24e6
+    base = ModelConfig.from_preset("base")
+    assert (base.width, base.depth, base.heads) == (768, 12, 12)
+    assert set(PRESETS) == {"tiny", "small", "base"}
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        ModelConfig.from_preset("huge")
+    with pytest.raises(ValueError, match="needs cls_token=True"):
+        ModelConfig(pooling="cls")
+    with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['colour'\]"):
+        ModelConfig.from_dict({"width": 64, "colour": 1})
+    with pytest.raises(ValueError, match="max_patches=32 is below RenderConfig.max_patches=64"):
+        PixelEncoder(ModelConfig.from_preset("tiny", max_patches=32), RenderConfig(max_patches=64))
+
+
+@pytest.mark.parametrize("pooling,cls_token,proj", [("mean", False, 0), ("mean", True, 0), ("cls", True, 16)])
+def test_shapes(pooling, cls_token, proj):
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_preset("tiny", pooling=pooling, cls_token=cls_token, projection_dim=proj)
+    vit = PixelViT(cfg)
+    pixels, mask = collate(PixelEncoder(cfg).renderer.render_batch(["short", "a longer sentence here"]))
+    feats = vit.forward_features(pixels, mask)
+    assert feats.shape == (2, mask.shape[1] + cls_token, cfg.width)
+    assert vit.pool(feats, mask).shape == (2, cfg.embedding_dim)
+    assert vit(pixels, mask).shape == (2, proj or cfg.width)
+
+
+def test_too_many_patches_is_an_error():
+    vit = PixelViT(ModelConfig.from_preset("tiny", max_patches=4))
+    with pytest.raises(ValueError, match="5 patches exceed the model's max_patches=4"):
+        vit(torch.zeros(1, 16, 80, dtype=torch.uint8), torch.ones(1, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("cls_token", [False, True])
+def test_padding_does_not_change_embeddings(cls_token):
+    enc = tiny_encoder(cls_token=cls_token)
+    rendered = enc.renderer.render_batch(["A short one.", LONG])
+    assert rendered[1].num_patches > 3 * rendered[0].num_patches
+    alone = enc(*collate(rendered[:1]))
+    batched = enc(*collate(rendered))
+    torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=0)
+    # Explicit extra padding far beyond the batch's longest strip changes nothing either.
+    padded = enc(*collate(rendered[:1], pad_to=64))
+    torch.testing.assert_close(padded[0], alone[0], atol=1e-5, rtol=0)
+
+
+def test_padding_invariance_through_encode():
+    enc = tiny_encoder()
+    alone = enc.encode(["A short one."], normalize=False)
+    mixed = enc.encode(["A short one.", LONG], normalize=False, batch_size=2)
+    np.testing.assert_allclose(mixed[0], alone[0], atol=1e-5, rtol=0)
+
+
+def test_determinism():
+    a, b = tiny_encoder(seed=3), tiny_encoder(seed=3)
+    for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert na == nb and torch.equal(pa, pb)
+    np.testing.assert_array_equal(a.encode(SENTENCES), a.encode(SENTENCES))
+    np.testing.assert_array_equal(a.encode(SENTENCES), b.encode(SENTENCES))
+    assert not np.allclose(tiny_encoder(seed=4).encode(SENTENCES), a.encode(SENTENCES))

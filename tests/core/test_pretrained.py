@@ -1,0 +1,117 @@
+"""save_pretrained / from_pretrained: round trip, bundled default, hub, and every bad-checkpoint error."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from pixelrep import PixelEncoder
+from pixelrep.pretrained import FORMAT_VERSION
+from tests.core.helpers import SENTENCES, tiny_encoder
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    enc = tiny_encoder(seed=1, cls_token=True)
+    enc.save_pretrained(tmp_path / "model", metadata={"trained": True, "note": "test"})
+    return enc, tmp_path / "model"
+
+
+def test_round_trip_gives_identical_outputs(saved):
+    enc, folder = saved
+    assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors"]   # no temp files left
+    loaded = PixelEncoder.from_pretrained(folder)
+    np.testing.assert_array_equal(loaded.encode(SENTENCES), enc.encode(SENTENCES))
+    assert loaded.model_config == enc.model_config and loaded.render_config == enc.render_config
+    assert loaded.metadata == {"trained": True, "note": "test"}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format_version"] == FORMAT_VERSION and set(config) == {"format_version", "model", "render", "metadata"}
+
+
+def test_save_overwrites_and_keeps_other_files(saved):
+    enc, folder = saved
+    (folder / "align_config.json").write_text("{}")
+    other = tiny_encoder(seed=2, cls_token=True)
+    other.save_pretrained(folder)
+    assert (folder / "align_config.json").exists()
+    np.testing.assert_array_equal(PixelEncoder.from_pretrained(folder).encode(SENTENCES), other.encode(SENTENCES))
+
+
+def test_pooling_override(saved):
+    enc, folder = saved
+    cls = PixelEncoder.from_pretrained(folder, pooling="cls")
+    assert cls.model_config.pooling == "cls"
+    assert not np.allclose(cls.encode(SENTENCES), enc.encode(SENTENCES))
+
+
+def test_default_model_loads_and_warns_untrained():
+    with pytest.warns(UserWarning, match="'default' is untrained"):
+        enc = PixelEncoder.from_pretrained("default")
+    assert enc.metadata["trained"] is False
+    assert enc.encode(SENTENCES).shape == (len(SENTENCES), enc.embedding_dim)
+
+
+def test_missing_files_are_named(saved, tmp_path):
+    _, folder = saved
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors is missing"):
+        PixelEncoder.from_pretrained(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"config\.json is missing"):
+        PixelEncoder.from_pretrained(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no model folder './nowhere'"):
+        PixelEncoder.from_pretrained("./nowhere")
+
+
+def test_corrupt_safetensors_is_named(saved):
+    _, folder = saved
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"model\.safetensors is not a readable safetensors file"):
+        PixelEncoder.from_pretrained(folder)
+
+
+def test_mismatched_keys_and_shapes_are_named(saved):
+    _, folder = saved
+    path = folder / "model.safetensors"
+    state = load_file(path)
+    state["vit.extra.weight"] = state.pop("vit.norm.weight")
+    save_file(state, path)
+    with pytest.raises(ValueError, match=r"missing key 'vit\.norm\.weight'.*unexpected key 'vit\.extra\.weight'"):
+        PixelEncoder.from_pretrained(folder)
+    state["vit.norm.weight"] = torch.ones(65)
+    del state["vit.extra.weight"]
+    save_file(state, path)
+    with pytest.raises(ValueError, match=r"key 'vit\.norm\.weight' has shape \(65,\), the config needs \(64,\)"):
+        PixelEncoder.from_pretrained(folder)
+
+
+def _edit_config(folder, change):
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+def test_unknown_config_keys_are_named(saved):
+    _, folder = saved
+    _edit_config(folder, lambda c: c["model"].update(colour="red"))
+    with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['colour'\]"):
+        PixelEncoder.from_pretrained(folder)
+    _edit_config(folder, lambda c: (c["model"].pop("colour"), c.update(extras=1)))
+    with pytest.raises(ValueError, match=r"unknown keys \['extras'\]"):
+        PixelEncoder.from_pretrained(folder)
+    _edit_config(folder, lambda c: (c.pop("extras"), c.update(format_version=FORMAT_VERSION + 1)))
+    with pytest.raises(ValueError, match="upgrade pixelrep"):
+        PixelEncoder.from_pretrained(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
+        PixelEncoder.from_pretrained(folder)
+
+
+def test_hub_id_offline_says_so():
+    # tests/conftest.py sets HF_HUB_OFFLINE=1.
+    with pytest.raises(RuntimeError, match=r"offline \(HF_HUB_OFFLINE=1 is set\).*pass that folder"):
+        PixelEncoder.from_pretrained("no-such-owner/no-such-model")
