@@ -13,6 +13,8 @@ the core (not train/) because eval/ uses it and must not import train/.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import os
@@ -349,6 +351,23 @@ class AlignedPixelEncoder(nn.Module):
         out = self.projector(emb.float())
         out = F.normalize(out, dim=-1) if normalize else out
         return out if convert_to_tensor else out.cpu().numpy()
+
+    def to_pixel_encoder(self):
+        """A plain PixelEncoder whose own output is this aligned space: a linear sentence projector is folded
+        into the encoder's projection (composed with it when there is one already). Same vectors, one model."""
+        from pixelrep.encoder import PixelEncoder
+        if not isinstance(self.projector, nn.Linear):
+            raise ValueError(f"only a linear projector folds into the encoder, not {type(self.projector).__name__}; "
+                             f"use AlignedPixelEncoder as it is")
+        old = self.encoder.vit.projection
+        weight, bias = self.projector.weight.detach(), self.projector.bias.detach()
+        if old is not None:   # W2 (W1 x + b1) + b2
+            weight, bias = weight @ old.weight.detach(), weight @ old.bias.detach() + bias
+        config = dataclasses.replace(self.encoder.model_config, projection_dim=weight.shape[0])
+        folded = PixelEncoder(config, self.encoder.render_config)
+        state = {k: v for k, v in self.encoder.state_dict().items() if not k.startswith("vit.projection.")}
+        folded.load_state_dict({**state, "vit.projection.weight": weight.clone(), "vit.projection.bias": bias.clone()})
+        return folded
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, encoder: nn.Module | None = None) -> "AlignedPixelEncoder":

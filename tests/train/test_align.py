@@ -336,3 +336,18 @@ def test_real_minilm_teacher():
     st = pytest.importorskip("sentence_transformers")
     reference = st.SentenceTransformer(str(teacher.tokenizer.name_or_path), device="cpu").encode(texts)
     np.testing.assert_allclose(emb.numpy(), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_projection", [False, True])
+def test_folding_the_projector_gives_the_same_aligned_vectors(with_projection):
+    """to_pixel_encoder() is the aligned space as one plain PixelEncoder: same vectors, saved and loaded as usual."""
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset("tiny", max_patches=32, projection_dim=48 if with_projection else 0)
+    encoder = PixelEncoder(config, RenderConfig(max_patches=32))
+    aligned = AlignedPixelEncoder(encoder, torch.nn.Linear(config.embedding_dim, 24))
+    texts = ["a cat sat on the mat", "Ein Mann spielt Gitarre.", "x"]
+    folded = aligned.to_pixel_encoder()
+    assert folded.model_config.projection_dim == 24
+    np.testing.assert_allclose(folded.encode(texts), aligned.encode(texts), atol=1e-5)
+    with pytest.raises(ValueError, match="linear projector"):
+        AlignedPixelEncoder(encoder, torch.nn.Sequential(torch.nn.Linear(config.embedding_dim, 24))).to_pixel_encoder()
