@@ -1,0 +1,79 @@
+"""`pixelrep train CONFIG [--set k=v ...] [--output-dir DIR] [--resume]` and `pixelrep bench train`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by `pixelrep train` and `torchrun -m pixelrep.train`."""
+    parser.add_argument("config", help="a config in pixelrep/train/configs (smoke, visual, topical, reasoning, "
+                                       "multilingual, leapfrog, ...) or the path of a .py file with get_config()")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set optim.lr=3e-5 data.split='train[:1000]'")
+    parser.add_argument("--output-dir", default=None, help="run folder (default: runs/<stage name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's latest checkpoint (a fresh start when there is none)")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                        help="run at most N steps now, checkpoint and exit (continue later with --resume)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pixelrep.train import distributed
+    from pixelrep.train.config import apply_overrides, load_stage, to_dict
+    from pixelrep.train.loop import train
+
+    stage = apply_overrides(load_stage(args.config), args.overrides)
+    if args.print_config:
+        print(json.dumps(to_dict(stage), indent=2))
+        return 0
+    try:
+        result = train(stage, args.output_dir or f"runs/{stage.name}", resume=args.resume,
+                       stop_after=args.stop_after, device=args.device)
+    finally:
+        distributed.teardown()
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, from rank 0
+        summary = dict(output_dir=str(result.output_dir), step=result.step, loss=result.last_loss,
+                       dev_spearman_before=result.initial_score, best_dev_spearman=result.best_score)
+        print(json.dumps(summary))
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from pixelrep.train.bench import bench_train
+
+    result = bench_train(preset=args.preset, device=args.device, batch_size=args.batch_size, steps=args.steps,
+                         repeats=args.repeats, workers=args.workers, max_patches=args.max_patches,
+                         data=args.data, bf16=not args.fp32, compile=args.compile, bucket_batches=args.bucket_batches)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>28}: {v}")
+    return 0
+
+
+def register(commands, bench_commands) -> None:
+    train = commands.add_parser("train", help="train a stage (see pixelrep/train/configs)")
+    add_train_arguments(train)
+    train.set_defaults(func=run_train)
+
+    bench = bench_commands.add_parser("train", help="training pairs/s: model only vs end to end, TFLOP/s")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--preset", default="tiny", help="model preset (tiny, small, base)")
+    bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    bench.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 64 on CPU, 512 on GPU)")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per run")
+    bench.add_argument("--repeats", type=int, default=5, help="runs of each kind; medians are reported")
+    bench.add_argument("--workers", type=int, default=None, help="rendering workers (default: 1 on CPU, 8 on GPU)")
+    bench.add_argument("--max-patches", type=int, default=64)
+    bench.add_argument("--data", default=None,
+                       help="sentence pairs file (sentence1, sentence2); default STS-B en train from the offline data")
+    bench.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the ViT blocks")
+    bench.add_argument("--bucket-batches", type=int, default=64,
+                       help="batches sorted by length together (1: no length bucketing)")
+    bench.set_defaults(func=run_bench)

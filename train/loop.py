@@ -1,0 +1,429 @@
+"""The training loop: one stage, one or many processes (torchrun), resumable at any checkpoint.
+
+    train(stage, "runs/visual")              # fresh run
+    train(stage, "runs/visual", resume=True) # continue from runs/visual/checkpoints/latest
+
+The run folder gets config.json (the resolved stage), log.jsonl (one record per log/eval step),
+checkpoints/, best/ (best STS-B dev Spearman so far, when a dev file is set) and final/, the last two
+written with PixelEncoder.save_pretrained (the training head is left out: it is for training only).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from pixelrep.encoder import PixelEncoder
+from pixelrep.train import checkpoint, distributed
+from pixelrep.train.config import HeadConfig, OptimConfig, StageConfig, save_json, to_dict
+from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
+from pixelrep.train.losses import info_nce
+
+# Stage fields a resumed run may change: they do not alter the updates (only speed, logs, checkpoints).
+RESUME_MAY_CHANGE = frozenset({"workers", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile"})
+
+# --------------------------------------------------------------------------- model
+
+
+def build_head(config: HeadConfig, dim: int) -> nn.Module:
+    """The training-only projection head (SimCSE-style): the loss sees head(pooled), inference sees pooled."""
+    if config.kind == "none":
+        return nn.Identity()
+    out = config.dim or dim
+    return nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, out))
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + training head (+ alignment heads). forward() returns the named loss terms, so the
+    cross-rank gather runs inside DistributedDataParallel's forward."""
+
+    def __init__(self, encoder: PixelEncoder, head: HeadConfig, temperature: float, align=None):
+        super().__init__()
+        self.encoder = encoder
+        self.head = build_head(head, encoder.model_config.embedding_dim)
+        self.temperature = temperature
+        self.align = align
+
+    def forward(self, pixels: torch.Tensor, mask: torch.Tensor, n: int, negative_rows: torch.Tensor | None = None,
+                texts: list[str] | None = None, targets: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Rows of pixels: n anchors, n positives, then hard negatives for `negative_rows` (None: no
+        negatives in this stage)."""
+        vit = self.encoder.vit
+        features = vit.forward_features(pixels, mask)
+        pooled = vit.pool(features, mask)
+        z = self.head(pooled)
+        negative = negative_mask = None
+        if negative_rows is not None:
+            negative = z.new_zeros(n, z.shape[1]).index_copy(0, negative_rows, z[2 * n:])
+            negative_mask = torch.zeros(n, dtype=torch.bool, device=z.device)
+            negative_mask[negative_rows] = True
+        losses = {"contrastive": info_nce(z[:n], z[n:2 * n], negative, negative_mask, self.temperature)}
+        if self.align is not None:
+            losses.update(self.align.losses(features, mask, pooled, texts, targets))
+        return losses
+
+
+def compile_blocks(encoder: PixelEncoder) -> None:
+    """torch.compile each transformer block in place (regional compilation: one block's graph is
+    compiled once and reused by all; state_dict keys are unchanged)."""
+    for block in encoder.vit.blocks:
+        block.compile()
+
+
+def build_encoder(stage: StageConfig) -> PixelEncoder:
+    """A fresh encoder, or the stage's init_from checkpoint (with the stage's model/render configs if set)."""
+    if stage.init_from is None:
+        return PixelEncoder(stage.model, stage.render)
+    loaded = PixelEncoder.from_pretrained(stage.init_from)
+    if stage.model is None and stage.render is None:
+        return loaded
+    encoder = PixelEncoder(stage.model or loaded.model_config, stage.render or loaded.render_config)
+    try:
+        encoder.load_state_dict(loaded.state_dict())
+    except RuntimeError as e:
+        raise ValueError(f"the weights of {stage.init_from} do not fit stage {stage.name!r}'s model config: {e}") from None
+    return encoder
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms, positions and the CLS token (as timm and nanoGPT)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or name.endswith(("pos_embed", "cls_token")) else decay).append(p)
+    groups = [dict(params=decay, weight_decay=optim.weight_decay), dict(params=no_decay, weight_decay=0.0)]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps,
+                             fused=True if device.type == "cuda" else None)
+
+
+def lr_at(step: int, optim: OptimConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based): linear warmup, then cosine/linear/constant."""
+    if step < optim.warmup_steps:
+        return optim.lr * (step + 1) / optim.warmup_steps
+    progress = (step - optim.warmup_steps) / max(1, optim.max_steps - optim.warmup_steps)
+    floor = optim.min_lr_ratio
+    if optim.schedule == "cosine":
+        scale = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    elif optim.schedule == "linear":
+        scale = 1 - (1 - floor) * progress
+    else:
+        scale = 1.0
+    return optim.lr * scale
+
+
+def source_at(step: int, stage: StageConfig) -> str:
+    """Which data feeds step `step`: "data", or "leapfrog_with" in alternating blocks that end on "data"."""
+    if stage.leapfrog_with is None:
+        return "data"
+    block, last = step // stage.leapfrog_every, (stage.optim.max_steps - 1) // stage.leapfrog_every
+    return "data" if (last - block) % 2 == 0 else "leapfrog_with"
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    step: int
+    final_dir: Path
+    best_dir: Path | None
+    best_score: float | None     # best dev Spearman x100
+    initial_score: float | None  # dev Spearman x100 before training (fresh runs)
+    last_loss: float
+
+
+def resolve_stage(stage: StageConfig, encoder: PixelEncoder) -> StageConfig:
+    """The stage with the model and render configs it actually trains (from init_from when unset)."""
+    return dataclasses.replace(stage, model=encoder.model_config, render=encoder.render_config)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """{"optim": {"lr": 1}} -> {"optim.lr": 1}."""
+    flat = {}
+    for k, v in d.items():
+        flat.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {prefix + k: v})
+    return flat
+
+
+def _check_same_config(saved: dict, stage: StageConfig, out: Path) -> None:
+    """A resumed run must train what the saved config.json says (RESUME_MAY_CHANGE aside)."""
+    saved, now = _flatten(saved), _flatten(to_dict(stage))
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE)
+    if differ:
+        raise ValueError(f"cannot resume {out}: the config differs from its config.json in {', '.join(differ)}; "
+                         f"pass the same config and --set options, or choose another output dir")
+
+
+def _save_model(model: ContrastiveModel, folder: Path, metadata: dict) -> None:
+    """Encoder (+ alignment projectors) via save_pretrained into `folder`, swapped in atomically."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.encoder.save_pretrained(tmp, metadata={"trained": metadata["step"] > 0, **metadata})
+    if model.align is not None:
+        model.align.save_pretrained(tmp)
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _evaluate(encoder: PixelEncoder, dev, device: torch.device) -> float:
+    """STS dev Spearman x100 (encode() switches to eval mode and back)."""
+    from pixelrep.eval.sts import evaluate_sts
+
+    result = evaluate_sts(_OnDevice(encoder, device), dev.sentence1, dev.sentence2, dev.score, batch_size=128)
+    return float(result["spearman"])
+
+
+class _OnDevice:
+    """encode() pinned to this rank's device (evaluate_sts calls encode without one)."""
+
+    def __init__(self, encoder: PixelEncoder, device: torch.device):
+        self.encoder, self.device = encoder, device
+
+    def encode(self, sentences, **kwargs):
+        return self.encoder.encode(sentences, device=self.device, **kwargs)
+
+
+class _Log:
+    """JSONL log (+ TensorBoard when installed) on rank 0.
+
+    A resumed run first drops the records written after its checkpoint (they are written again).
+    """
+
+    def __init__(self, folder: Path, enabled: bool, resume_step: int | None = None):
+        self.enabled = enabled
+        path = folder / "log.jsonl"
+        if enabled and resume_step is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        self.file = open(path, "a") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:
+                pass
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def cpu_threads_beside_workers(workers: int) -> int:
+    """Torch threads for a CPU run: one core left to each rendering worker.
+
+    Oversubscribed cores slow torch's intra-op threads far more than they gain (10x measured here).
+    """
+    return max(1, torch.get_num_threads() - workers)
+
+
+def train(stage: StageConfig, output_dir: str | os.PathLike, *, resume: bool = False, stop_after: int | None = None,
+          device: str | None = None, show_progress: bool = True) -> TrainResult:
+    """Run one stage into `output_dir`; under torchrun every rank calls this.
+
+    resume: continue from the latest checkpoint in output_dir (a fresh start when there is none).
+    stop_after: run at most this many steps now, checkpoint and return (for jobs with a time limit;
+    continue later with resume=True).
+    """
+    threads = torch.get_num_threads()
+    try:
+        return _train(stage, Path(output_dir), resume, stop_after, device, show_progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, device: str | None,
+           show_progress: bool) -> TrainResult:
+    info = distributed.setup(device)
+    if info.device.type == "cpu":
+        torch.set_num_threads(cpu_threads_beside_workers(stage.workers))
+    ckpt_root = out / "checkpoints"
+    latest = checkpoint.latest_checkpoint(ckpt_root) if ckpt_root.exists() else None
+    if latest is not None and not resume:
+        raise ValueError(f"{out} already holds checkpoints; pass resume (--resume) to continue, "
+                         f"or choose another output dir")
+
+    # Same initial weights on every rank (DDP also broadcasts rank 0's); dropout differs per rank.
+    torch.manual_seed(stage.seed)
+    encoder = build_encoder(stage)
+    stage = resolve_stage(stage, encoder)
+    align = None
+    if stage.align is not None:
+        from pixelrep.teacher import ALIGN_CONFIG
+        from pixelrep.train.align import AlignmentHeads
+
+        align = AlignmentHeads(stage.align, width=stage.model.width, pooled_dim=stage.model.embedding_dim)
+        if stage.init_from and (Path(stage.init_from) / ALIGN_CONFIG).is_file():
+            align.load_pretrained(stage.init_from)  # carry the projectors over from the previous stage
+    model = ContrastiveModel(encoder, stage.head, stage.temperature, align).to(info.device)
+    torch.manual_seed(stage.seed + 1 + info.rank)
+    optimizer = build_optimizer(model, stage.optim, info.device)
+
+    config_file = out / "config.json"
+    if latest is not None and config_file.is_file():
+        _check_same_config(json.loads(config_file.read_text()), stage, out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_json(stage, config_file)
+    distributed.barrier()
+
+    positions = {"data": [0, 0], "leapfrog_with": [0, 0]}   # [epoch, step in epoch] per data source
+    step, best_score, best_step, initial_score = 0, None, None, None
+    if latest is not None:
+        state = checkpoint.load_checkpoint(latest, model, optimizer)
+        step, positions = state["step"], state["positions"]
+        best_score, best_step, initial_score = state["best_score"], state["best_step"], state["initial_score"]
+
+    # Data: pairs and plans for each source (the same on every rank), loaders made when first needed.
+    sources = {"data": stage.data}
+    if stage.leapfrog_with is not None:
+        sources["leapfrog_with"] = stage.leapfrog_with
+    pairs: dict[str, Pairs] = {name: load_pairs(d) for name, d in sources.items()}
+    plans = {name: BatchPlan(p.lengths(), stage.optim.batch_size, seed=stage.seed,
+                             bucket_batches=sources[name].bucket_batches) for name, p in pairs.items()}
+    for plan in plans.values():  # checks the split over ranks early, with a clear message
+        micro_batches(plan.epoch(0)[0], 0, info.world_size, stage.optim.grad_accum)
+
+    dev = None
+    if stage.dev is not None and info.is_main:
+        from pixelrep.eval.data import load_sts_file
+
+        dev = load_sts_file(stage.dev)
+        if stage.dev_limit:
+            dev = dev.head(stage.dev_limit)
+
+    if stage.compile:
+        compile_blocks(model.encoder)
+    train_model: nn.Module = model
+    if info.world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=align is not None)
+    use_bf16 = stage.precision == "bf16" and info.device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+
+    log = _Log(out, info.is_main, resume_step=step if latest is not None else None)
+    if stage.dev is not None and latest is None:
+        if info.is_main:
+            initial_score = best_score = _evaluate(model.encoder, dev, info.device)
+            best_step = 0
+            _save_model(model, out / "best", dict(stage=stage.name, step=0, dev_spearman=best_score))
+            log.write(dict(step=0, dev_spearman=initial_score, best_dev_spearman=best_score, best_step=0))
+        distributed.barrier()
+
+    loaders: dict[str, object] = {}
+    total = stage.optim.max_steps
+    end = total if stop_after is None else min(total, step + stop_after)
+    bar = None
+    if info.is_main and show_progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, initial=step, desc=f"train {stage.name}", dynamic_ncols=True)
+    accum = stage.optim.grad_accum
+    # Running sums stay on the device between log steps: no host sync per step.
+    window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
+    last_loss = float("nan")
+    model.train()
+    while step < end:
+        name = source_at(step, stage)
+        if name not in loaders:
+            loaders.clear()  # one source at a time: the other's workers stop, its position is kept
+            epoch, in_epoch = positions[name]
+            loaders[name] = iter(make_loader(
+                pairs[name], sources[name], stage.render, plans[name], seed=stage.seed, rank=info.rank,
+                world_size=info.world_size, grad_accum=accum, start_epoch=epoch, start_step=in_epoch,
+                workers=stage.workers, pad_multiple=stage.pad_multiple, keep_texts=align is not None,
+                pin_memory=info.device.type == "cuda"))
+        lr = lr_at(step, stage.optim)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        for k in range(accum):
+            batch = next(loaders[name])
+            if [batch["epoch"], batch["step"]] != positions[name]:
+                raise RuntimeError(f"data position out of sync: got {batch['epoch']}/{batch['step']}, "
+                                   f"expected {positions[name]}")
+            negative_rows = batch["negative_rows"]
+            # Gradients are averaged over ranks only on the last micro-step.
+            sync = k == accum - 1 or info.world_size == 1
+            with nullcontext() if sync else train_model.no_sync():
+                with autocast():
+                    terms = train_model(batch["pixels"].to(info.device, non_blocking=True),
+                                        batch["mask"].to(info.device, non_blocking=True), batch["n"],
+                                        None if negative_rows is None else negative_rows.to(info.device),
+                                        batch.get("texts"), batch.get("targets"))
+                    loss = sum(terms.values())
+                (loss / accum).backward()
+            window["loss"] += loss.detach() / accum
+            for t, v in terms.items():
+                window["terms"][t] = window["terms"].get(t, 0.0) + v.detach() / accum
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), stage.optim.grad_clip or float("inf"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        window["steps"] += 1
+        epoch, in_epoch = positions[name]
+        positions[name] = [epoch + 1, 0] if in_epoch + 1 == len(plans[name]) else [epoch, in_epoch + 1]
+        if bar is not None:
+            bar.update(1)
+
+        if step % stage.log_every == 0 or step == end:
+            n = window["steps"]
+            last_loss = float(distributed.all_reduce_mean(window["loss"])) / n
+            elapsed = time.perf_counter() - window["start"]
+            log.write(dict(step=step, loss=last_loss, lr=lr, grad_norm=float(grad_norm),
+                           pairs_per_s=n * stage.optim.batch_size / elapsed, source=name, epoch=positions[name][0],
+                           **{f"loss_{t}": float(distributed.all_reduce_mean(v)) / n for t, v in window["terms"].items()}))
+            if bar is not None:
+                bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
+            window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
+
+        paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
+        if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total):
+            if info.is_main:
+                score = _evaluate(model.encoder, dev, info.device)
+                if score > best_score:
+                    best_score, best_step = score, step
+                    _save_model(model, out / "best", dict(stage=stage.name, step=step, dev_spearman=score))
+                log.write(dict(step=step, dev_spearman=score, best_dev_spearman=best_score, best_step=best_step))
+                if bar is not None:
+                    bar.write(f"step {step}: dev Spearman {score:.2f} (best {best_score:.2f} at step {best_step})")
+            distributed.barrier()
+        if (stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end:
+            state = dict(positions=positions, best_score=best_score, best_step=best_step, initial_score=initial_score)
+            checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.keep_checkpoints)
+        window["start"] += time.perf_counter() - paused
+    loaders.clear()
+    if bar is not None:
+        bar.close()
+    if info.is_main and step == total:
+        _save_model(model, out / "final", dict(stage=stage.name, step=step))
+    distributed.barrier()
+    log.close()
+    return TrainResult(output_dir=out, step=step, final_dir=out / "final",
+                       best_dir=out / "best" if stage.dev is not None else None,
+                       best_score=best_score, initial_score=initial_score, last_loss=last_loss)
