@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from pixelrep.cli import positive_int
+
 
 def register(commands, bench_commands) -> None:
     """Add `eval` (with `sts`) to the pixelrep command. eval has no benchmark of its own."""
@@ -23,8 +25,8 @@ def register(commands, bench_commands) -> None:
     sts.add_argument("--baseline", nargs="+", default=[], metavar="PATH_OR_ID",
                      help="sentence-transformers models to compare: 'minilm' (bundled all-MiniLM-L6-v2), "
                           "a folder or a hub id")
-    sts.add_argument("--batch-size", type=_positive_int, default=64)
-    sts.add_argument("--limit", type=_positive_int, default=None, help="only the first N pairs of each task (quick runs)")
+    sts.add_argument("--batch-size", type=positive_int, default=64)
+    sts.add_argument("--limit", type=positive_int, default=None, help="only the first N pairs of each task (quick runs)")
     sts.add_argument("--seed", type=int, default=0, help="seed of the robustness typos")
     sts.set_defaults(func=_run_sts)
 
@@ -45,10 +47,3 @@ def _run_sts(args: argparse.Namespace) -> int:
     print(text_report(results))
     print(f"\nwrote {args.out}/results.json, results.md, sts.png")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value

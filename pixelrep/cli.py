@@ -9,6 +9,14 @@ import sys
 COMMAND_MODULES = ("pixelrep.render.cli", "pixelrep.encode_cli", "pixelrep.train.cli", "pixelrep.eval.cli")
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts (batch sizes, runs, limits): an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelrep", description="Sentence representations from pixels.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

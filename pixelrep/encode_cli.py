@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pixelrep.cli import positive_int
+
 
 def register(commands, bench_commands) -> None:
     enc = commands.add_parser(
@@ -13,7 +15,7 @@ def register(commands, bench_commands) -> None:
     enc.add_argument("--model", default="default", help="'default', a checkpoint folder, or a hub id")
     enc.add_argument("--input", default="-", help="UTF-8 text file, one sentence per line; - reads stdin (default)")
     enc.add_argument("--output", required=True, help="where to write the float32 array [lines, dim] (.npy)")
-    enc.add_argument("--batch-size", type=_positive_int, default=64)
+    enc.add_argument("--batch-size", type=positive_int, default=64)
     enc.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda > mps > cpu)")
     enc.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 autocast (GPUs)")
     enc.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of unit length")
@@ -27,10 +29,10 @@ def register(commands, bench_commands) -> None:
     bench.add_argument("--data-dir", default=None,
                        help="folder holding sts/stsb/en/test.jsonl (default: $PIXELREP_DATA or ../shared/data)")
     bench.add_argument("--presets", nargs="+", default=["tiny", "small"], help="model presets to measure")
-    bench.add_argument("--runs", type=_positive_int, default=3, help="timed runs per model (median reported)")
-    bench.add_argument("--batch-size", type=_positive_int, default=64)
+    bench.add_argument("--runs", type=positive_int, default=3, help="timed runs per model (median reported)")
+    bench.add_argument("--batch-size", type=positive_int, default=64)
     bench.add_argument("--device", default="cpu")
-    bench.add_argument("--limit", type=_positive_int, default=None, help="only the first N sentences")
+    bench.add_argument("--limit", type=positive_int, default=None, help="only the first N sentences")
     bench.add_argument("--no-baseline", action="store_true", help="skip all-MiniLM-L6-v2")
     bench.set_defaults(func=_run_bench)
 
@@ -86,10 +88,3 @@ def _run_bench(args: argparse.Namespace) -> int:
     for key, value in result.get("ratios", {}).items():
         print(f"  {key}: {value:.2f}x")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
