@@ -137,6 +137,7 @@ class StageConfig:
     render: RenderConfig | None = None  # None: the init_from checkpoint's
     optim: OptimConfig = field(default_factory=OptimConfig)
     temperature: float = 0.05
+    contrastive_weight: float = 1.0   # the pair InfoNCE; 0 = alignment terms only (distillation)
     head: HeadConfig = field(default_factory=HeadConfig)
     align: AlignConfig | None = None
     # Leapfrog: alternate `data` with this one every `leapfrog_every` steps, ending on `data`.
@@ -166,6 +167,9 @@ class StageConfig:
                                  f"render.max_patches={self.render.max_patches}")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be positive")
+        if self.contrastive_weight < 0 or (self.contrastive_weight == 0 and self.align is None):
+            raise ValueError(f"contrastive_weight={self.contrastive_weight}: use > 0, or 0 together with align "
+                             f"(some loss must remain)")
         if (self.leapfrog_with is None) != (self.leapfrog_every == 0):
             raise ValueError("leapfrog needs both leapfrog_with (a DataConfig) and leapfrog_every > 0")
         if self.precision not in PRECISIONS:

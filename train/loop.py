@@ -46,12 +46,15 @@ class ContrastiveModel(nn.Module):
     """Encoder + training head (+ alignment heads). forward() returns the named loss terms, so the
     cross-rank gather runs inside DistributedDataParallel's forward."""
 
-    def __init__(self, encoder: PixelEncoder, head: HeadConfig, temperature: float, align=None):
+    def __init__(self, encoder: PixelEncoder, head: HeadConfig, temperature: float, align=None,
+                 contrastive_weight: float = 1.0):
         super().__init__()
         self.encoder = encoder
-        self.head = build_head(head, encoder.model_config.embedding_dim)
+        # Without the pair loss the head would get no gradient (and DDP would wait for it): none then.
+        self.head = build_head(head if contrastive_weight else HeadConfig(kind="none"), encoder.model_config.embedding_dim)
         self.temperature = temperature
         self.align = align
+        self.contrastive_weight = contrastive_weight
 
     def forward(self, pixels: torch.Tensor, mask: torch.Tensor, n: int, negative_rows: torch.Tensor | None = None,
                 texts: list[str] | None = None, targets: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -66,7 +69,10 @@ class ContrastiveModel(nn.Module):
             negative = z.new_zeros(n, z.shape[1]).index_copy(0, negative_rows, z[2 * n:])
             negative_mask = torch.zeros(n, dtype=torch.bool, device=z.device)
             negative_mask[negative_rows] = True
-        losses = {"contrastive": info_nce(z[:n], z[n:2 * n], negative, negative_mask, self.temperature)}
+        losses = {}
+        if self.contrastive_weight:
+            losses["contrastive"] = self.contrastive_weight * info_nce(z[:n], z[n:2 * n], negative, negative_mask,
+                                                                        self.temperature)
         if self.align is not None:
             losses.update(self.align.losses(features, mask, pooled, texts, targets))
         return losses
@@ -281,7 +287,8 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
         align = AlignmentHeads(stage.align, width=stage.model.width, pooled_dim=stage.model.embedding_dim)
         if stage.init_from and (Path(stage.init_from) / ALIGN_CONFIG).is_file():
             align.load_pretrained(stage.init_from)  # carry the projectors over from the previous stage
-    model = ContrastiveModel(encoder, stage.head, stage.temperature, align).to(info.device)
+    model = ContrastiveModel(encoder, stage.head, stage.temperature, align,
+                             stage.contrastive_weight).to(info.device)
     torch.manual_seed(stage.seed + 1 + info.rank)
     optimizer = build_optimizer(model, stage.optim, info.device)
 

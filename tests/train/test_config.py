@@ -89,4 +89,6 @@ def test_stage_validation():
         DataConfig(sources="x.jsonl", pairs="visual")
     with pytest.raises(ValueError, match="not divisible by optim.grad_accum"):
         apply_overrides(smoke, ["optim.grad_accum=5"])
+    with pytest.raises(ValueError, match="some loss must remain"):
+        dataclasses.replace(smoke, contrastive_weight=0.0)   # no align: nothing would train
     assert isinstance(smoke, StageConfig) and smoke.data.sources == (smoke.data.sources[0],)

@@ -95,6 +95,11 @@ def test_alignment_heads_train_with_the_stage(tmp_path):
     terms = [k for k in records[-1] if k.startswith("loss_")]
     assert records[-1]["loss"] == pytest.approx(sum(records[-1][k] for k in terms), rel=1e-5)
     assert (tmp_path / "a" / "final" / ALIGN_CONFIG).is_file()
+    # Distillation only: the pair InfoNCE is off and the loss is the alignment terms alone.
+    distill = tiny_stage(data, align=align, contrastive_weight=0.0, optim=OptimConfig(lr=2e-3, max_steps=2, batch_size=8))
+    train(distill, tmp_path / "d", show_progress=False)
+    last = json.loads((tmp_path / "d" / "log.jsonl").read_text().splitlines()[-1])
+    assert "loss_contrastive" not in last and "loss_align_sentence" in last
     # The next stage carries the projectors over (lr 0: they arrive unchanged).
     follow = tiny_stage(data, align=align, init_from=str(tmp_path / "a" / "final"), model=None, render=None,
                         optim=OptimConfig(lr=0.0, max_steps=1, batch_size=8))
