@@ -46,11 +46,23 @@ def test_pooling_override(saved):
     assert not np.allclose(cls.encode(SENTENCES), enc.encode(SENTENCES))
 
 
-def test_default_model_loads_and_warns_untrained():
-    with pytest.warns(UserWarning, match="'default' is untrained"):
+def test_bundled_default_is_trained_and_reads_past_typos():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a trained model loads without the untrained warning
         enc = PixelEncoder.from_pretrained("default")
+    assert enc.metadata["trained"] is True and enc.embedding_dim == 384   # MiniLM's space
+    clean, typo, unrelated = enc.encode(["A man is playing a guitar.", "A man is playing a gutiar.",
+                                         "The stock market fell sharply today."])
+    assert clean @ typo > 0.9 > 0.5 > clean @ unrelated
+
+
+def test_untrained_model_warns(tmp_path):
+    tiny_encoder().save_pretrained(tmp_path / "m", metadata={"trained": False, "description": "random weights"})
+    with pytest.warns(UserWarning, match="'.*m' is untrained: random weights"):
+        enc = PixelEncoder.from_pretrained(tmp_path / "m")
     assert enc.metadata["trained"] is False
-    assert enc.encode(SENTENCES).shape == (len(SENTENCES), enc.embedding_dim)
 
 
 def test_missing_files_are_named(saved, tmp_path):
