@@ -1,13 +1,14 @@
 """Reports: results.json (the record), a markdown table made from it, and a PNG figure."""
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from pixelrep.pretrained import atomic_write_bytes
 
 RESULTS_FORMAT = "pixelrep-sts-results/1"
 
@@ -69,8 +70,8 @@ def write_outputs(results: dict, out_dir: str | Path, scatter: dict[str, tuple[n
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
-    _atomic_write(paths["json"], lambda f: f.write(json.dumps(results, indent=2, ensure_ascii=False).encode()))
-    _atomic_write(paths["markdown"], lambda f: f.write((text_report(results) + "\n").encode()))
+    atomic_write_bytes(paths["json"], json.dumps(results, indent=2, ensure_ascii=False).encode())
+    atomic_write_bytes(paths["markdown"], (text_report(results) + "\n").encode())
     try:
         import matplotlib
     except ImportError:
@@ -79,7 +80,9 @@ def write_outputs(results: dict, out_dir: str | Path, scatter: dict[str, tuple[n
     matplotlib.use("Agg")
     paths["figure"] = out / "sts.png"
     figure = plot_results(results, scatter or {})
-    _atomic_write(paths["figure"], lambda f: figure.savefig(f, format="png", dpi=110))
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=110)
+    atomic_write_bytes(paths["figure"], png.getvalue())
     import matplotlib.pyplot as plt
     plt.close(figure)
     return paths
@@ -146,13 +149,3 @@ def _value(rows: list[dict], key: str, suite: str, name: str) -> str:
     return "-"
 
 
-def _atomic_write(path: Path, write) -> None:
-    # Write beside the target, then rename: a reader never sees a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

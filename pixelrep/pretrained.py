@@ -55,6 +55,11 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """atomic_write for content already in memory (JSON, markdown, serialised tensors, a PNG)."""
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
 def save_pretrained(encoder, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write `encoder` into `directory` (created if needed; other files there are left alone).
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from pixelrep.encoder import check_texts
+from pixelrep.pretrained import atomic_write_bytes
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 ALIGN_WEIGHTS = "align_head.safetensors"
@@ -55,15 +57,10 @@ def resolve_lm(name_or_path: str) -> str:
     return name_or_path
 
 
-def _atomic_write(path: Path, write) -> None:
-    """write(file_object) into a temp file next to `path`, then rename over it (readers never see half)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 class EmbeddingCache:
@@ -131,8 +128,8 @@ class EmbeddingCache:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype=np.uint8).reshape(len(texts), 32)
         name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
-        _atomic_write(self.root / f"{name}.vecs.npy", lambda f: np.save(f, vectors))
-        _atomic_write(self.root / f"{name}.keys.npy", lambda f: np.save(f, keys))
+        atomic_write_bytes(self.root / f"{name}.vecs.npy", _npy_bytes(vectors))
+        atomic_write_bytes(self.root / f"{name}.keys.npy", _npy_bytes(keys))
         self._refresh()
 
 
@@ -294,8 +291,8 @@ def save_align_head(folder: str | os.PathLike, projectors: dict[str, nn.Module],
         heads[name] = {"in_dim": linears[0].in_features, "out_dim": linears[-1].out_features}
         tensors.update({f"{name}.{k}": v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()})
     config = {"lm": lm, "projector": projector, "heads": heads}
-    _atomic_write(folder / ALIGN_WEIGHTS, lambda f: f.write(safetensors_bytes(tensors)))
-    _atomic_write(folder / ALIGN_CONFIG, lambda f: f.write(json.dumps(config, indent=2).encode("utf-8")))
+    atomic_write_bytes(folder / ALIGN_WEIGHTS, safetensors_bytes(tensors))
+    atomic_write_bytes(folder / ALIGN_CONFIG, json.dumps(config, indent=2).encode("utf-8"))
 
 
 def load_align_head(folder: str | os.PathLike) -> tuple[dict[str, nn.Module], dict]:

@@ -20,15 +20,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from pixelrep.pretrained import atomic_write_bytes
 from pixelrep.train import distributed
 
 LATEST = "latest"
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -93,7 +88,7 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module, optimizer: to
         return None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _write_text(root / LATEST, final.name + "\n")
+    atomic_write_bytes(root / LATEST, (final.name + "\n").encode())
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

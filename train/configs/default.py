@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 from pixelrep.config import ModelConfig
+from pixelrep.pretrained import atomic_write_bytes
 from pixelrep.render import RenderConfig
 from pixelrep.train.align import AlignConfig
 from pixelrep.train.config import DataConfig, OptimConfig, StageConfig, data_path
@@ -42,13 +43,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\sa-z])|(?<=[。！？])")
 
 def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
-
-
-def _write_atomic(path: Path, lines) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
 
 
 def prepare_data(out: Path = DERIVED, seed: int = 0) -> tuple[str, tuple[str, ...]]:
@@ -77,7 +71,7 @@ def prepare_data(out: Path = DERIVED, seed: int = 0) -> tuple[str, tuple[str, ..
                         seen.add(a)
                         pairs.append((a, b))
         rng.shuffle(pairs)
-        _write_atomic(path, [f"en\t{lang}\n"] + [f"{a}\t{b}\n" for a, b in pairs[:PAIRS_PER_LANGUAGE]])
+        atomic_write_bytes(path, "".join([f"en\t{lang}\n"] + [f"{a}\t{b}\n" for a, b in pairs[:PAIRS_PER_LANGUAGE]]).encode())
     if not english_path.exists():
         with open(data_path("sts/stsb/en/train.jsonl"), encoding="utf-8") as f:
             for line in f:
@@ -95,7 +89,7 @@ def prepare_data(out: Path = DERIVED, seed: int = 0) -> tuple[str, tuple[str, ..
                     corpus += [s for s in split_sentences(paragraph)[:2] if 20 <= len(s) <= 160]
         rng.shuffle(corpus)
         english.update(corpus[:CORPUS_SENTENCES])
-        _write_atomic(english_path, [json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in sorted(english)])
+        atomic_write_bytes(english_path, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in sorted(english)).encode())
     return str(english_path), tuple(map(str, parallel_paths))
 
 
