@@ -1,8 +1,9 @@
 """The vision transformer that reads a strip of text patches.
 
-A strip of grey pixels [B, ps, P*ps] is cut into P square patches, each patch is flattened and
-projected to `width`, learned positions are added, pre-norm transformer blocks run with a key-padding
-mask (so padding never leaks into real patches), and the real patches are mean-pooled.
+A strip of grey pixels [B, ps, P*ps] is cut into P square patches. Each token is `patches_per_token`
+adjacent patches (1: one patch, as in PIXEL; 2: a 16x32 piece, about one word piece of text), flattened
+and projected to `width`; learned positions are added, pre-norm transformer blocks run with a
+key-padding mask (so padding never leaks into real tokens), and the real tokens are mean-pooled.
 """
 from __future__ import annotations
 
@@ -13,15 +14,31 @@ import torch.nn.functional as F
 from pixelrep.config import ModelConfig
 
 
-def patchify(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """[B, C, ps, P*ps] or [B, ps, P*ps] -> [B, P, C*ps*ps] (patch order left to right)."""
+def patchify(pixels: torch.Tensor, patch_size: int, patches_per_token: int = 1) -> torch.Tensor:
+    """[B, C, ps, P*ps] or [B, ps, P*ps] -> tokens [B, T, C*ps*ps*k], T = ceil(P / k), left to right.
+
+    With k = patches_per_token > 1 the strip is first padded with paper to a multiple of k patches, so
+    a sentence's tokens are the same alone and in a batch padded further.
+    """
     if pixels.dim() == 3:
         pixels = pixels.unsqueeze(1)
     b, c, h, w = pixels.shape
     if h != patch_size or w % patch_size:
         raise ValueError(f"pixels of shape {tuple(pixels.shape)} are not a strip of {patch_size}px patches")
-    p = w // patch_size
-    return pixels.reshape(b, c, h, p, patch_size).permute(0, 3, 1, 2, 4).reshape(b, p, c * h * patch_size)
+    token_width = patch_size * patches_per_token
+    if w % token_width:
+        pixels = F.pad(pixels, (0, token_width - w % token_width), value=255)
+    t = pixels.shape[-1] // token_width
+    return pixels.reshape(b, c, h, t, token_width).permute(0, 3, 1, 2, 4).reshape(b, t, c * h * token_width)
+
+
+def token_mask(patch_mask: torch.Tensor, patches_per_token: int) -> torch.Tensor:
+    """bool [B, P] real patches -> bool [B, T] real tokens (a token is real if any of its patches is)."""
+    mask = patch_mask.to(torch.bool)
+    if patches_per_token == 1:
+        return mask
+    mask = F.pad(mask, (0, -mask.shape[1] % patches_per_token), value=False)
+    return mask.view(mask.shape[0], -1, patches_per_token).any(-1)
 
 
 class Attention(nn.Module):
@@ -62,9 +79,9 @@ class PixelViT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.patch_embed = nn.Linear(cfg.in_channels * cfg.patch_size ** 2, cfg.width)
-        # With a CLS token, position 0 is its own (as in PIXEL / ViT-MAE) and patch i uses position i+1.
-        n_pos = cfg.max_patches + (1 if cfg.cls_token else 0)
+        self.patch_embed = nn.Linear(cfg.in_channels * cfg.patch_size ** 2 * cfg.patches_per_token, cfg.width)
+        # With a CLS token, position 0 is its own (as in PIXEL / ViT-MAE) and token i uses position i+1.
+        n_pos = cfg.max_tokens + (1 if cfg.cls_token else 0)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, cfg.width))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width)) if cfg.cls_token else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
@@ -82,19 +99,24 @@ class PixelViT(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
+    def token_mask(self, patch_mask: torch.Tensor) -> torch.Tensor:
+        """bool [B, P] real patches -> bool [B, T] real tokens, the positions forward_features returns."""
+        return token_mask(patch_mask, self.cfg.patches_per_token)
+
     def forward_features(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         """pixels uint8/float strip [B, (C,) ps, P*ps] (255 = paper), patch_mask bool [B, P].
 
-        Returns normalised patch features [B, P(+1 with CLS), width]; padded positions are garbage
-        that pooling ignores.
+        Returns normalised token features [B, T(+1 with CLS), width] (T = P with one patch per token);
+        padded positions are garbage that pooling ignores.
         """
-        patches = patchify(pixels, self.cfg.patch_size)
-        # Ink is 1, paper is 0: padding patches are then exact zeros before the bias.
-        x = self.patch_embed(1.0 - patches.to(self.patch_embed.weight.dtype) / 255.0)
+        n_patches = pixels.shape[-1] // self.cfg.patch_size
+        if n_patches > self.cfg.max_patches:
+            raise ValueError(f"{n_patches} patches exceed the model's max_patches={self.cfg.max_patches}")
+        tokens = patchify(pixels, self.cfg.patch_size, self.cfg.patches_per_token)
+        # Ink is 1, paper is 0: padding tokens are then exact zeros before the bias.
+        x = self.patch_embed(1.0 - tokens.to(self.patch_embed.weight.dtype) / 255.0)
+        mask = self.token_mask(patch_mask)
         n = x.shape[1]
-        if n > self.cfg.max_patches:
-            raise ValueError(f"{n} patches exceed the model's max_patches={self.cfg.max_patches}")
-        mask = patch_mask.to(torch.bool)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
             mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
@@ -106,13 +128,13 @@ class PixelViT(nn.Module):
         return self.norm(x)
 
     def pool(self, features: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
-        """[B, P(+1), width] features -> [B, embedding_dim]: the CLS feature, or the mean over real patches."""
+        """[B, T(+1), width] features -> [B, embedding_dim]: the CLS feature, or the mean over real tokens."""
         if self.cfg.pooling == "cls":
             pooled = features[:, 0]
         else:
             if self.cls_token is not None:
                 features = features[:, 1:]
-            m = patch_mask.to(torch.bool).unsqueeze(-1)
+            m = self.token_mask(patch_mask).unsqueeze(-1)
             # where() rather than a product: padded rows may hold anything, even NaN.
             pooled = torch.where(m, features, 0.0).sum(1) / m.sum(1).clamp_min(1).to(features.dtype)
         return self.projection(pooled) if self.projection is not None else pooled

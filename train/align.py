@@ -182,8 +182,9 @@ class AlignmentHeads(nn.Module):
         cross is 0 when no rows share a target). Sum them into the stage loss. Under torchrun every rank
         must call this each step (the contrastive terms gather all ranks' rows as negatives).
 
-        patch_features [B, P, W] from PixelViT.forward_features (a leading CLS position is skipped),
-        patch_mask bool [B, P], pooled [B, pooled_dim] from PixelViT.pool, texts: what the pixels show.
+        patch_features [B, T, W] from PixelViT.forward_features (a leading CLS position is skipped),
+        patch_mask bool [B, T] from PixelViT.token_mask (the patch mask itself with one patch per token),
+        pooled [B, pooled_dim] from PixelViT.pool, texts: what the pixels show.
         targets_texts: the text whose teacher embedding is each row's target (default `texts`); for parallel
         data pass both sides in one batch, [en; x] with targets [en; en].
         """
@@ -197,7 +198,7 @@ class AlignmentHeads(nn.Module):
             patch_features = patch_features[:, 1:]
         if patch_features.shape[1] != patch_mask.shape[1]:
             raise ValueError(f"patch_features has {patch_features.shape[1]} positions but patch_mask "
-                             f"{patch_mask.shape[1]}; pass forward_features' output and the same mask")
+                             f"{patch_mask.shape[1]}; pass forward_features' output and PixelViT.token_mask(patch_mask)")
         device = patch_features.device
         self.lm.to(device)
         with torch.autocast(device.type, enabled=False):   # logits scaled by 1/temperature need fp32

@@ -29,7 +29,8 @@ WARMUP_STEPS = 3
 
 
 def step_flops(model_config: ModelConfig, strips: int, patches: int, head_params: int = 0) -> float:
-    """Training FLOPs of one forward+backward over `strips` strips padded to `patches` patches.
+    """Training FLOPs of one forward+backward over `strips` strips padded to `patches` patches
+    (which the model reads as ceil(patches / patches_per_token) tokens).
 
     Matmuls: 2 FLOPs per weight and patch forward, 4 backward (input and weight gradients), except
     the patch embedding, whose input (the pixels) needs no gradient: 4. Attention: scores and their
@@ -38,10 +39,11 @@ def step_flops(model_config: ModelConfig, strips: int, patches: int, head_params
     """
     c = model_config
     hidden = int(c.width * c.mlp_ratio)
-    embed = c.in_channels * c.patch_size ** 2 * c.width
+    embed = c.in_channels * c.patch_size ** 2 * c.patches_per_token * c.width
     blocks = c.depth * (4 * c.width ** 2 + 2 * c.width * hidden)
-    tokens = strips * patches
-    attention = 12 * c.depth * c.width * strips * patches ** 2
+    per_strip = -(-patches // c.patches_per_token)
+    tokens = strips * per_strip
+    attention = 12 * c.depth * c.width * strips * per_strip ** 2
     return 4 * embed * tokens + 6 * blocks * tokens + 6 * (c.width * c.projection_dim + head_params) * strips + attention
 
 
@@ -50,11 +52,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timm_model(model_config: ModelConfig, max_patches: int) -> nn.Module:
+def _timm_model(model_config: ModelConfig) -> nn.Module:
     from timm.models.vision_transformer import VisionTransformer
 
     c = model_config
-    return VisionTransformer(img_size=(c.patch_size, c.patch_size * max_patches), patch_size=c.patch_size,
+    token = (c.patch_size, c.patch_size * c.patches_per_token)
+    return VisionTransformer(img_size=(c.patch_size, token[1] * c.max_tokens), patch_size=token,
                              in_chans=c.in_channels, num_classes=0, embed_dim=c.width, depth=c.depth,
                              num_heads=c.heads, mlp_ratio=c.mlp_ratio, class_token=False, global_pool="avg")
 
@@ -99,15 +102,15 @@ def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int
 
     # The plain-ViT reference: full-length strips, the same head, loss and optimizer.
     timm_module = nn.ModuleDict(dict(
-        vit=_timm_model(model_config, max_patches),
+        vit=_timm_model(model_config),
         head=nn.Sequential(nn.Linear(model_config.width, model_config.width), nn.GELU(),
                            nn.Linear(model_config.width, model_config.width)))).to(dev)
     if compile:
         for block in timm_module["vit"].blocks:
             block.compile()
     timm_optimizer = build_optimizer(timm_module, OptimConfig(lr=1e-5), dev)
-    full = torch.randint(0, 256, (2 * batch_size, 1, model_config.patch_size, model_config.patch_size * max_patches),
-                         dtype=torch.uint8, device=dev)
+    full_width = model_config.patch_size * model_config.patches_per_token * model_config.max_tokens
+    full = torch.randint(0, 256, (2 * batch_size, 1, model_config.patch_size, full_width), dtype=torch.uint8, device=dev)
 
     def timm_step() -> None:
         def loss():

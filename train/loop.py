@@ -74,7 +74,7 @@ class ContrastiveModel(nn.Module):
             losses["contrastive"] = self.contrastive_weight * info_nce(z[:n], z[n:2 * n], negative, negative_mask,
                                                                         self.temperature)
         if self.align is not None:
-            losses.update(self.align.losses(features, mask, pooled, texts, targets))
+            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, texts, targets))
         return losses
 
 

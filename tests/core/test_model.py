@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pixelrep import PRESETS, ModelConfig, PixelEncoder, RenderConfig, collate
-from pixelrep.model import PixelViT
+from pixelrep.model import PixelViT, patchify, token_mask
 from tests.core.helpers import LONG, SENTENCES, tiny_encoder
 
 
@@ -27,18 +27,24 @@ def test_config_errors_name_the_problem():
         ModelConfig(pooling="cls")
     with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['colour'\]"):
         ModelConfig.from_dict({"width": 64, "colour": 1})
+    with pytest.raises(ValueError, match="patches_per_token=0 must be >= 1"):
+        ModelConfig(patches_per_token=0)
     with pytest.raises(ValueError, match="max_patches=32 is below RenderConfig.max_patches=64"):
         PixelEncoder(ModelConfig.from_preset("tiny", max_patches=32), RenderConfig(max_patches=64))
 
 
-@pytest.mark.parametrize("pooling,cls_token,proj", [("mean", False, 0), ("mean", True, 0), ("cls", True, 16)])
-def test_shapes(pooling, cls_token, proj):
+@pytest.mark.parametrize("pooling,cls_token,proj,per_token",
+                         [("mean", False, 0, 1), ("mean", True, 0, 1), ("cls", True, 16, 1), ("mean", True, 0, 3)])
+def test_shapes(pooling, cls_token, proj, per_token):
     torch.manual_seed(0)
-    cfg = ModelConfig.from_preset("tiny", pooling=pooling, cls_token=cls_token, projection_dim=proj)
+    cfg = ModelConfig.from_preset("tiny", pooling=pooling, cls_token=cls_token, projection_dim=proj,
+                                  patches_per_token=per_token)
     vit = PixelViT(cfg)
     pixels, mask = collate(PixelEncoder(cfg).renderer.render_batch(["short", "a longer sentence here"]))
     feats = vit.forward_features(pixels, mask)
-    assert feats.shape == (2, mask.shape[1] + cls_token, cfg.width)
+    n_tokens = -(-mask.shape[1] // per_token)
+    assert feats.shape == (2, n_tokens + cls_token, cfg.width)
+    assert vit.pos_embed.shape[1] == -(-cfg.max_patches // per_token) + cls_token
     assert vit.pool(feats, mask).shape == (2, cfg.embedding_dim)
     assert vit(pixels, mask).shape == (2, proj or cfg.width)
 
@@ -49,9 +55,24 @@ def test_too_many_patches_is_an_error():
         vit(torch.zeros(1, 16, 80, dtype=torch.uint8), torch.ones(1, 5, dtype=torch.bool))
 
 
-@pytest.mark.parametrize("cls_token", [False, True])
-def test_padding_does_not_change_embeddings(cls_token):
-    enc = tiny_encoder(cls_token=cls_token)
+def test_tokens_are_runs_of_adjacent_patches():
+    pixels = torch.randint(0, 255, (2, 16, 5 * 16), dtype=torch.uint8)
+    tokens = patchify(pixels, 16, patches_per_token=2)
+    assert tokens.shape == (2, 3, 2 * 16 * 16)
+    # Token 1 is patches 2-3 as one 16x32 piece; the last token is patch 4 and a patch of paper.
+    torch.testing.assert_close(tokens[:, 1].view(2, 16, 32), pixels[:, :, 32:64])
+    torch.testing.assert_close(tokens[:, 2].view(2, 16, 32)[..., :16], pixels[:, :, 64:])
+    assert (tokens[:, 2].view(2, 16, 32)[..., 16:] == 255).all()
+    # One patch per token is the plain PIXEL patchification.
+    torch.testing.assert_close(patchify(pixels, 16)[:, 3].view(2, 16, 16), pixels[:, :, 48:64])
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    assert token_mask(mask, 2).tolist() == [[True, True, False], [True, True, True]]
+    assert token_mask(mask, 3).tolist() == [[True, False], [True, True]]
+
+
+@pytest.mark.parametrize("cls_token,per_token", [(False, 1), (True, 1), (False, 2), (True, 3)])
+def test_padding_does_not_change_embeddings(cls_token, per_token):
+    enc = tiny_encoder(cls_token=cls_token, patches_per_token=per_token)
     rendered = enc.renderer.render_batch(["A short one.", LONG])
     assert rendered[1].num_patches > 3 * rendered[0].num_patches
     alone = enc(*collate(rendered[:1]))

@@ -14,7 +14,7 @@ from tests.core.helpers import SENTENCES, tiny_encoder
 
 @pytest.fixture()
 def saved(tmp_path):
-    enc = tiny_encoder(seed=1, cls_token=True)
+    enc = tiny_encoder(seed=1, cls_token=True, patches_per_token=2)
     enc.save_pretrained(tmp_path / "model", metadata={"trained": True, "note": "test"})
     return enc, tmp_path / "model"
 

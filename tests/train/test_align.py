@@ -69,12 +69,12 @@ def strips():
 def _forward(vit, strips, texts):
     pixels, mask = collate([strips[t] for t in texts])
     feats = vit.forward_features(pixels, mask)
-    return feats, mask, vit.pool(feats, mask)
+    return feats, vit.token_mask(mask), vit.pool(feats, mask)
 
 
-def _encoder():
+def _encoder(**overrides):
     torch.manual_seed(0)
-    return PixelEncoder(ModelConfig.from_preset("tiny"), RenderConfig(max_patches=64))
+    return PixelEncoder(ModelConfig.from_preset("tiny", **overrides), RenderConfig(max_patches=64))
 
 
 def test_token_mask_excludes_padding_and_special_tokens(lm):
@@ -246,6 +246,14 @@ def test_bad_input_is_named(lm, strips):
     feats, mask, pooled = _forward(_encoder().vit, strips, SENTENCES[:2])
     with pytest.raises(ValueError, match="batch sizes differ"):
         heads.losses(feats, mask, pooled, SENTENCES[:3])
+    # With two patches per token the features are per token: the patch mask no longer fits them.
+    vit = _encoder(patches_per_token=2).vit
+    pixels, patch_mask = collate([strips[t] for t in SENTENCES[:2]])
+    feats = vit.forward_features(pixels, patch_mask)
+    with pytest.raises(ValueError, match=r"PixelViT.token_mask\(patch_mask\)"):
+        heads.losses(feats, patch_mask, vit.pool(feats, patch_mask), SENTENCES[:2])
+    out = heads.losses(feats, vit.token_mask(patch_mask), vit.pool(feats, patch_mask), SENTENCES[:2])
+    assert all(torch.isfinite(v) for v in out.values())
     with pytest.raises(FileNotFoundError, match="/nonexistent/lm"):
         LanguageModel("/nonexistent/lm")
     with pytest.raises(OSError, match="could not load the language model"):

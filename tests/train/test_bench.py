@@ -14,15 +14,15 @@ from pixelrep.train.loop import ContrastiveModel
 from tests.train.helpers import sentences
 
 
-@pytest.mark.parametrize("projection_dim", [0, 32])
-def test_flop_count_matches_torch_counter(projection_dim):
-    cfg = ModelConfig.from_preset("tiny", max_patches=16, projection_dim=projection_dim)
+@pytest.mark.parametrize("projection_dim,per_token", [(0, 1), (32, 1), (0, 3)])
+def test_flop_count_matches_torch_counter(projection_dim, per_token):
+    cfg = ModelConfig.from_preset("tiny", max_patches=16, projection_dim=projection_dim, patches_per_token=per_token)
     model = ContrastiveModel(PixelEncoder(cfg, RenderConfig(max_patches=16)), HeadConfig(), temperature=0.05)
     pixels, mask = torch.randint(0, 256, (8, 16, 160), dtype=torch.uint8), torch.ones(8, 10, dtype=torch.bool)
     with FlopCounterMode(display=False) as counter:
         model(pixels, mask, 4)["contrastive"].backward()
     head = sum(p.numel() for n, p in model.head.named_parameters() if n.endswith("weight"))
-    attention = 12 * cfg.depth * cfg.width * 8 * 10 ** 2
+    attention = 12 * cfg.depth * cfg.width * 8 * (-(-10 // per_token)) ** 2
     counted = counter.get_total_flops()
     if counter.get_flop_counts()["Global"].get(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu) is None:
         counted += attention  # this torch's counter skips CPU flash attention: compare the rest
