@@ -131,7 +131,8 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
     for s in stats.values():
         s["sentences_per_s"] = round(len(sentences) / statistics.median(s["runs_s"]), 1)
 
-    # Where a pixel model's time goes: rendering alone (warm renderer), and patches per sentence.
+    # Where a pixel model's time goes: rendering alone (warm renderer), patches per sentence, and the
+    # positions each model's transformer reads per sentence (tokens for the baseline).
     any_pixel = next((models[p] for p in presets), None)
     extra = {}
     if any_pixel is not None:
@@ -142,6 +143,13 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
             times.append(time.perf_counter() - start)
         extra = {"render_only_sentences_per_s": round(len(sentences) / statistics.median(times), 1),
                  "mean_patches": round(sum(r.num_patches for r in rendered) / len(rendered), 2)}
+        for p in presets:
+            k = models[p].model_config.patches_per_token
+            stats[p]["mean_positions"] = round(sum(-(-r.num_patches // k) for r in rendered) / len(rendered), 2)
+    if baseline:
+        tokenizer, max_len = models[BASELINE].tokenizer, models[BASELINE].max_seq_length
+        lengths = [min(len(ids), max_len) for ids in tokenizer(sentences)["input_ids"]]
+        stats[BASELINE]["mean_positions"] = round(sum(lengths) / len(lengths), 2)
 
     result = {"benchmark": "encode", "data": source, "sentences": len(sentences), "runs": runs,
               "batch_size": batch_size, "device": device, "torch_threads": torch.get_num_threads(),

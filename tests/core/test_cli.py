@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pixelrep import PixelEncoder
+from pixelrep import ModelConfig, PixelEncoder
 from pixelrep.bench_encode import load_sentences
 from pixelrep.cli import main as run
 from tests.core.helpers import tiny_encoder
@@ -43,6 +43,7 @@ def test_bench_encode_json(shared_data, capsys):
     assert result["sentences"] == 40
     tiny = result["models"]["tiny"]
     assert tiny["sentences_per_s"] > 0 and tiny["peak_rss_mb"] > 0 and len(tiny["runs_s"]) == 1
+    assert tiny["mean_positions"] == result["mean_patches"] > 1     # one patch per token
 
 
 def test_bench_data_missing(tmp_path, monkeypatch, capsys):
@@ -60,3 +61,7 @@ def test_bench_encode_with_minilm(shared_data, capsys):
     result = json.loads(capsys.readouterr().out)
     assert set(result["models"]) == {"tiny", "small", "all-MiniLM-L6-v2"}
     assert result["ratios"]["small_vs_minilm"] > 0
+    # small reads runs of patches as one token: fewer positions than patches; MiniLM reports its tokens.
+    k = ModelConfig.from_preset("small").patches_per_token
+    assert result["mean_patches"] / k <= result["models"]["small"]["mean_positions"] < result["mean_patches"] / k + 1
+    assert result["models"]["all-MiniLM-L6-v2"]["mean_positions"] > 2
