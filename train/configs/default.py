@@ -97,7 +97,9 @@ def get_config() -> StageConfig:
     english, parallel = prepare_data()
     return StageConfig(
         name="default",
-        model=ModelConfig(width=256, depth=6, heads=4, mlp_ratio=4.0, max_patches=64),
+        # Three patches per token (as the `small` preset): a third of the positions, so 3x cheaper
+        # to run, and at equal steps its training loss was lower than one patch per token's.
+        model=ModelConfig(width=256, depth=6, heads=4, mlp_ratio=4.0, max_patches=64, patches_per_token=3),
         render=RenderConfig(max_patches=64),
         data=DataConfig(sources=(english,), pairs="visual", typo_rate=0.1),
         leapfrog_with=DataConfig(sources=parallel, pairs="multilingual", columns={"source": "en"}),
@@ -107,11 +109,11 @@ def get_config() -> StageConfig:
         contrastive_weight=0.0,
         align=AlignConfig(token_weight=0.1, sentence_weight=1.0, sentence_loss="infonce", cross_weight=0.2,
                           projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
-        optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=1500,
+        optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=4000,
                           batch_size=64),
         dev=data_path("sts/stsb/en/dev.jsonl"),
         dev_limit=500,
-        eval_every=200,
+        eval_every=250,
         checkpoint_every=100,
         workers=1,
         seed=0,
