@@ -144,8 +144,8 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
         extra = {"render_only_sentences_per_s": round(len(sentences) / statistics.median(times), 1),
                  "mean_patches": round(sum(r.num_patches for r in rendered) / len(rendered), 2)}
         for p in presets:
-            k = models[p].model_config.patches_per_token
-            stats[p]["mean_positions"] = round(sum(-(-r.num_patches // k) for r in rendered) / len(rendered), 2)
+            tokens = models[p].model_config.tokens_for
+            stats[p]["mean_positions"] = round(sum(tokens(r.num_patches) for r in rendered) / len(rendered), 2)
     if baseline:
         tokenizer, max_len = models[BASELINE].tokenizer, models[BASELINE].max_seq_length
         lengths = [min(len(ids), max_len) for ids in tokenizer(sentences)["input_ids"]]

@@ -45,10 +45,13 @@ class ModelConfig:
         if self.patches_per_token < 1:
             raise ValueError(f"ModelConfig.patches_per_token={self.patches_per_token} must be >= 1")
 
+    def tokens_for(self, num_patches: int) -> int:
+        """Positions the transformer reads for a strip of num_patches (grouped patches_per_token at a time)."""
+        return -(-num_patches // self.patches_per_token)
+
     @property
     def max_tokens(self) -> int:
-        """Positions the transformer reads at most (patches grouped patches_per_token at a time)."""
-        return -(-self.max_patches // self.patches_per_token)
+        return self.tokens_for(self.max_patches)
 
     @property
     def embedding_dim(self) -> int:

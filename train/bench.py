@@ -41,7 +41,7 @@ def step_flops(model_config: ModelConfig, strips: int, patches: int, head_params
     hidden = int(c.width * c.mlp_ratio)
     embed = c.in_channels * c.patch_size ** 2 * c.patches_per_token * c.width
     blocks = c.depth * (4 * c.width ** 2 + 2 * c.width * hidden)
-    per_strip = -(-patches // c.patches_per_token)
+    per_strip = c.tokens_for(patches)
     tokens = strips * per_strip
     attention = 12 * c.depth * c.width * strips * per_strip ** 2
     return 4 * embed * tokens + 6 * blocks * tokens + 6 * (c.width * c.projection_dim + head_params) * strips + attention
