@@ -14,6 +14,7 @@ from pixelrep.encoder import PixelEncoder
 from pixelrep.render import Renderer, RenderConfig
 from pixelrep.teacher import ALIGN_CONFIG, ALIGN_WEIGHTS, AlignedPixelEncoder, LanguageModel, load_align_head
 from pixelrep.train.align import AlignConfig, AlignmentHeads, clip_loss, group_infonce
+from tests.core.helpers import tiny_encoder
 
 SENTENCES = [
     "a man is playing a guitar .", "a woman slices an onion .", "the cat sits on the mat .",
@@ -70,11 +71,6 @@ def _forward(vit, strips, texts):
     pixels, mask = collate([strips[t] for t in texts])
     feats = vit.forward_features(pixels, mask)
     return feats, vit.token_mask(mask), vit.pool(feats, mask)
-
-
-def _encoder(**overrides):
-    torch.manual_seed(0)
-    return PixelEncoder(ModelConfig.from_preset("tiny", **overrides), RenderConfig(max_patches=64))
 
 
 def test_token_mask_excludes_padding_and_special_tokens(lm):
@@ -143,7 +139,7 @@ def test_group_infonce_pairs_rows_with_the_same_target():
 
 
 def test_losses_shapes_terms_and_parallel_targets(lm, strips):
-    enc = _encoder()
+    enc = tiny_encoder()
     heads = AlignmentHeads(AlignConfig(lm="unused", projector="mlp"), width=64, lm=lm)
     assert set(heads.state_dict()) and all(k.startswith(("token_proj.", "sentence_proj.")) for k in heads.state_dict())
     feats, mask, pooled = _forward(enc.vit, strips, SENTENCES[:4])
@@ -166,7 +162,7 @@ def test_losses_shapes_terms_and_parallel_targets(lm, strips):
 
 def test_losses_run_in_fp32_under_autocast(lm, strips):
     heads = AlignmentHeads(AlignConfig(lm="unused", sentence_loss="infonce"), width=64, lm=lm)
-    inputs = _forward(_encoder().vit, strips, SENTENCES[:3] + GERMAN)
+    inputs = _forward(tiny_encoder().vit, strips, SENTENCES[:3] + GERMAN)
     targets = SENTENCES[:3] * 2
     plain = heads.losses(*inputs, SENTENCES[:3] + GERMAN, targets)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -178,7 +174,7 @@ def test_losses_run_in_fp32_under_autocast(lm, strips):
 
 @pytest.mark.parametrize("sentence_loss", ["mse", "infonce"])
 def test_sentence_loss_variants(lm, strips, sentence_loss):
-    enc = _encoder()
+    enc = tiny_encoder()
     cfg = AlignConfig(lm="unused", token_weight=0.0, cross_weight=0.0, sentence_loss=sentence_loss)
     heads = AlignmentHeads(cfg, width=64, lm=lm)
     assert heads.token_proj is None
@@ -187,7 +183,7 @@ def test_sentence_loss_variants(lm, strips, sentence_loss):
 
 
 def test_losses_decrease_on_a_toy_set(lm, strips):
-    enc = _encoder()
+    enc = tiny_encoder()
     heads = AlignmentHeads(AlignConfig(lm="unused", cross_weight=0.0), width=64, lm=lm)
     opt = torch.optim.AdamW([*enc.parameters(), *heads.parameters()], lr=3e-3)
     pixels, mask = collate([strips[t] for t in SENTENCES])
@@ -206,7 +202,7 @@ def test_losses_decrease_on_a_toy_set(lm, strips):
 
 
 def test_save_and_load_the_aligned_space(lm, strips, tmp_path):
-    enc = _encoder()
+    enc = tiny_encoder()
     heads = AlignmentHeads(AlignConfig(lm="my-lm"), width=64, lm=lm)
     heads.save_pretrained(tmp_path)
     assert (tmp_path / ALIGN_WEIGHTS).is_file() and json.loads((tmp_path / ALIGN_CONFIG).read_text())["lm"] == "my-lm"
@@ -243,11 +239,11 @@ def test_bad_input_is_named(lm, strips):
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         lm.sentence_embeddings(["fine", None])
     heads = AlignmentHeads(AlignConfig(lm="unused"), width=64, lm=lm)
-    feats, mask, pooled = _forward(_encoder().vit, strips, SENTENCES[:2])
+    feats, mask, pooled = _forward(tiny_encoder().vit, strips, SENTENCES[:2])
     with pytest.raises(ValueError, match="batch sizes differ"):
         heads.losses(feats, mask, pooled, SENTENCES[:3])
     # With two patches per token the features are per token: the patch mask no longer fits them.
-    vit = _encoder(patches_per_token=2).vit
+    vit = tiny_encoder(patches_per_token=2).vit
     pixels, patch_mask = collate([strips[t] for t in SENTENCES[:2]])
     feats = vit.forward_features(pixels, patch_mask)
     with pytest.raises(ValueError, match=r"PixelViT.token_mask\(patch_mask\)"):
@@ -291,7 +287,7 @@ DDP_TARGETS = SENTENCES[:5] + SENTENCES[:3]
 def _align_grads(rows: slice) -> dict[str, torch.Tensor]:
     """Gradients of the summed alignment losses of `rows` of the global batch (same seeded weights)."""
     pixels, mask = collate(Renderer(RenderConfig(max_patches=64)).render_batch(DDP_TEXTS))
-    enc = _encoder()
+    enc = tiny_encoder()
     torch.manual_seed(0)
     heads = AlignmentHeads(AlignConfig(lm="unused", sentence_loss="infonce"), width=64, lm=WordVectorLM())
     feats = enc.vit.forward_features(pixels[rows], mask[rows])
