@@ -7,6 +7,8 @@ from dataclasses import dataclass
 # Presets: keyword arguments for ModelConfig. `base` matches PIXEL's encoder (ViT-B/16 shape).
 # `small` reads three adjacent patches (16x48 px, ~7 characters) as one token: ~7.5 positions per
 # STS-B sentence instead of ~21.5, so it reads faster than all-MiniLM-L6-v2 reads its ~14 tokens.
+POOLINGS = ("mean", "weighted", "cls")
+
 PRESETS: dict[str, dict] = {
     "tiny": dict(width=64, depth=2, heads=2, mlp_ratio=2.0),                          # ~0.1M params, for tests
     "small": dict(width=384, depth=12, heads=6, mlp_ratio=4.0, patches_per_token=3),   # ~22M params
@@ -26,7 +28,7 @@ class ModelConfig:
     patches_per_token: int = 1     # adjacent patches embedded together: 2 halves what the transformer reads
     in_channels: int = 1           # grey patches; PIXEL imports are folded from 3 channels to 1
     max_patches: int = 64
-    pooling: str = "mean"          # "mean" over real patches, or "cls" (needs cls_token)
+    pooling: str = "mean"          # "mean" over real tokens, "weighted" (learned weight per token), or "cls"
     cls_token: bool = False        # prepend a learned CLS token (PIXEL checkpoints have one)
     projection_dim: int = 0        # 0 = no projection after pooling
     dropout: float = 0.0
@@ -36,8 +38,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.width % self.heads:
             raise ValueError(f"ModelConfig.width={self.width} is not divisible by heads={self.heads}")
-        if self.pooling not in ("mean", "cls"):
-            raise ValueError(f"ModelConfig.pooling={self.pooling!r}: use 'mean' or 'cls'")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"ModelConfig.pooling={self.pooling!r}: use one of {', '.join(POOLINGS)}")
         if self.pooling == "cls" and not self.cls_token:
             raise ValueError("ModelConfig.pooling='cls' needs cls_token=True")
         if self.depth < 1 or self.width < 1:

@@ -1,10 +1,13 @@
 """PixelEncoder: the public model (render + ViT + pooling) with a sentence-transformers-like API."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -15,7 +18,13 @@ from pixelrep.config import ModelConfig
 from pixelrep.model import PixelViT
 from pixelrep.render import Renderer, RenderConfig
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
+# Keywords MTEB and sentence-transformers pass that do not change a pixelrep embedding: MTEB's task
+# description (task_name, prompt_type, task_metadata, hf_split, hf_subset), named prompts (pixelrep
+# models are trained without instructions, so they have none), sentence-transformers' multi-process
+# pool and its router task. Any other unknown keyword is an error, so a typo is not silently ignored.
+IGNORED_KWARGS = ("task_name", "prompt_type", "task_metadata", "hf_split", "hf_subset", "prompt_name", "pool",
+                  "chunk_size", "task")
 RENDER_CHUNK = 8192          # sentences rendered, length-sorted and encoded together: bounds host memory
 AUTO_PROGRESS_MIN = 1000     # show_progress_bar=None shows a bar from this many sentences (on a terminal)
 
@@ -59,6 +68,9 @@ class PixelEncoder(nn.Module):
         m, r = self.model_config, self.render_config
         if m.patch_size != r.patch_size:
             raise ValueError(f"ModelConfig.patch_size={m.patch_size} differs from RenderConfig.patch_size={r.patch_size}")
+        if r.word_align % m.patches_per_token:
+            raise ValueError(f"RenderConfig.word_align={r.word_align} is not a multiple of ModelConfig.patches_per_token="
+                             f"{m.patches_per_token}: words would not start on token boundaries")
         if m.max_patches < r.max_patches:
             raise ValueError(f"ModelConfig.max_patches={m.max_patches} is below RenderConfig.max_patches="
                              f"{r.max_patches}: the model would have no position for the last patches")
@@ -70,6 +82,31 @@ class PixelEncoder(nn.Module):
     def embedding_dim(self) -> int:
         return self.model_config.embedding_dim
 
+    def get_sentence_embedding_dimension(self) -> int:
+        """Length of an encode() vector (sentence-transformers' name for embedding_dim)."""
+        return self.embedding_dim
+
+    get_embedding_dimension = get_sentence_embedding_dimension   # the name since sentence-transformers 6
+
+    @property
+    def max_seq_length(self) -> int:
+        """The longest input, in 16 px patches (the end patch included); longer text is cut.
+
+        Patches, not characters: the renderer cuts text where the canvas ends, and how many characters
+        fit in a patch depends on the script (~2.5 Latin letters, ~1 CJK character). Setting it (as
+        sentence-transformers and MTEB users do) renders at most that many patches, up to the positions
+        the model has (ModelConfig.max_patches).
+        """
+        return self.render_config.max_patches
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        limit = self.model_config.max_patches
+        if not isinstance(value, int) or not 2 <= value <= limit:
+            raise ValueError(f"max_seq_length={value!r}: use an int in 2..{limit}, the patches this model has positions for")
+        self.render_config = dataclasses.replace(self.render_config, max_patches=value)
+        self.renderer = Renderer(self.render_config)
+
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings [B, embedding_dim] (not normalised) for a collated batch."""
         return self.vit(pixels, patch_mask)
@@ -77,21 +114,46 @@ class PixelEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, sentences: str | Sequence[str], batch_size: int = 64, device: str | torch.device | None = None,
                normalize: bool = True, convert_to_tensor: bool = False, show_progress_bar: bool | None = None,
-               precision: str = "fp32"):
+               precision: str = "fp32", *, prompt: str | None = None, normalize_embeddings: bool | None = None,
+               convert_to_numpy: bool = True, truncate_dim: int | None = None,
+               output_value: str = "sentence_embedding", **ignored):
         """Embed sentences: np.ndarray float32 [n, d] (a str gives one vector [d]).
 
         Sentences are rendered and sorted by patch count so each batch pads little; the output keeps
         the input order. device=None picks cuda > mps > cpu and moves the model there (as
         sentence-transformers does). precision="bf16" runs the ViT under bf16 autocast (for GPUs);
         outputs are float32 either way. convert_to_tensor=True returns a tensor on that device.
-        show_progress_bar=None shows a bar for long inputs when stderr is a terminal.
+        show_progress_bar=None shows a bar for long inputs when stderr is a terminal. A text longer
+        than max_seq_length patches is cut, with one warning per call saying how many were.
+
+        sentence-transformers' keywords mean what they mean there: prompt is put before every
+        sentence; normalize_embeddings sets normalize; convert_to_numpy=False (without
+        convert_to_tensor) gives a list of 1-D tensors; truncate_dim keeps the first dimensions
+        (before normalising); output_value must be "sentence_embedding". MTEB's task_name,
+        prompt_type, ... (IGNORED_KWARGS) are accepted and change nothing.
         """
+        unknown = sorted(set(ignored) - set(IGNORED_KWARGS))
+        if unknown:
+            raise TypeError(f"encode() got unknown keyword(s) {unknown}; besides its named arguments it accepts "
+                            f"and ignores only {list(IGNORED_KWARGS)}")
+        if output_value != "sentence_embedding":
+            raise ValueError(f"output_value={output_value!r}: PixelEncoder.encode returns sentence embeddings only "
+                             f"(output_value='sentence_embedding'); patch features come from encoder.vit.forward_features")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}; to quantise the returned vectors "
+                             f"(int8, binary) use sentence_transformers.quantization.quantize_embeddings")
+        if truncate_dim is not None and (not isinstance(truncate_dim, int) or not 1 <= truncate_dim <= self.embedding_dim):
+            raise ValueError(f"truncate_dim={truncate_dim!r}: use None or an int in 1..{self.embedding_dim}")
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        if normalize_embeddings is not None:
+            normalize = normalize_embeddings
         single = isinstance(sentences, str)
         sentences = check_texts(sentences, allow_str=True)
+        if prompt:
+            sentences = [prompt + s for s in sentences]
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: use a positive int")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}")
         device = torch.device(device) if device is not None else default_device()
         if show_progress_bar is None:
             show_progress_bar = len(sentences) >= AUTO_PROGRESS_MIN and sys.stderr.isatty()
@@ -100,10 +162,12 @@ class PixelEncoder(nn.Module):
         self.eval()
         self.to(device)
         out = torch.empty(len(sentences), self.embedding_dim, dtype=torch.float32, device=device)
+        truncated = 0
         try:
             with tqdm(total=len(sentences), desc="encode", unit="sent", disable=not show_progress_bar) as bar:
                 for start in range(0, len(sentences), RENDER_CHUNK):
                     rendered = self.renderer.render_batch(sentences[start:start + RENDER_CHUNK])
+                    truncated += sum(r.truncated for r in rendered)
                     # Longest first, as sentence-transformers does: running out of memory shows on the first batch.
                     order = sorted(range(len(rendered)), key=lambda i: -rendered[i].num_patches)
                     for b in range(0, len(order), batch_size):
@@ -113,12 +177,31 @@ class PixelEncoder(nn.Module):
                         bar.update(len(idx))
         finally:
             self.train(was_training)
+        if truncated:
+            # stacklevel 3: past this function and torch.no_grad's wrapper, to the caller's line.
+            warnings.warn(self._truncation_message(truncated, len(sentences)), UserWarning, stacklevel=3)
 
+        if truncate_dim is not None:
+            out = out[:, :truncate_dim]
         if normalize:
             out = F.normalize(out, dim=-1)
-        if single:
-            out = out[0]
-        return out if convert_to_tensor else out.cpu().numpy()
+        if not convert_to_tensor:
+            out = out.cpu().numpy() if convert_to_numpy else list(out)
+        return out[0] if single else out
+
+    def _truncation_message(self, truncated: int, total: int) -> str:
+        fix = "split long texts into sentences or passages"
+        if self.max_seq_length < self.model_config.max_patches:
+            fix += f", or raise encoder.max_seq_length up to {self.model_config.max_patches}"
+        return (f"{truncated} of {total} inputs were longer than max_seq_length={self.max_seq_length} patches and "
+                f"were cut; {fix}")
+
+    def similarity(self, a, b) -> torch.Tensor:
+        """Cosine similarity matrix [len(a), len(b)] of two sets of vectors (numpy or torch; a single
+        vector counts as a set of one), as sentence-transformers' model.similarity."""
+        a, b = (torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x) for x in (a, b))
+        a, b = (F.normalize(torch.atleast_2d(x).float(), dim=-1) for x in (a, b.to(a.device)))
+        return a @ b.T
 
     def _embed_batch(self, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, precision: str):
         pixels, mask = (t.to(device, non_blocking=True) for t in batch)
@@ -127,10 +210,23 @@ class PixelEncoder(nn.Module):
 
     # ------------------------------------------------------------------ save / load
 
-    def save_pretrained(self, directory: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Write config.json (model + render config, format version, metadata) and model.safetensors."""
-        from pixelrep.pretrained import save_pretrained
-        save_pretrained(self, directory, metadata=metadata)
+    def save_pretrained(self, directory: str | os.PathLike, metadata: dict | None = None,
+                        results: str | os.PathLike | dict | None = None) -> None:
+        """Write a folder that both PixelEncoder.from_pretrained and sentence-transformers load.
+
+        config.json (model + render config, format version, metadata) and model.safetensors are
+        pixelrep's format; modules.json, config_sentence_transformers.json and pixelrep_module.json
+        point sentence-transformers at pixelrep.st.PixelModule; README.md is a model card, with the
+        scores of `results` (a `pixelrep eval sts` results.json, as a path or a dict) when given.
+        """
+        from pixelrep.export import model_card, write_sentence_transformers_files
+        from pixelrep.pretrained import atomic_write_bytes, save_pretrained
+
+        card = model_card(self, name=os.path.basename(os.path.abspath(directory)), metadata=metadata or {},
+                          results=results)   # a bad results file fails here, before any file is written
+        folder = save_pretrained(self, directory, metadata=metadata)
+        write_sentence_transformers_files(folder)
+        atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision: str | None = None,

@@ -87,6 +87,9 @@ class PixelViT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.width, eps=cfg.layer_norm_eps)
         self.projection = nn.Linear(cfg.width, cfg.projection_dim) if cfg.projection_dim else None
+        # "weighted" pooling scores each token; a sentence is the softmax-weighted mean of its tokens,
+        # so the model can learn what SIF weighting does by hand (frequent words count less).
+        self.pool_score = nn.Linear(cfg.width, 1) if cfg.pooling == "weighted" else None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -98,6 +101,8 @@ class PixelViT(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        if self.pool_score is not None:   # equal scores: weighted pooling starts as the plain mean
+            nn.init.zeros_(self.pool_score.weight)
 
     def token_mask(self, patch_mask: torch.Tensor) -> torch.Tensor:
         """bool [B, P] real patches -> bool [B, T] real tokens, the positions forward_features returns."""
@@ -128,15 +133,21 @@ class PixelViT(nn.Module):
         return self.norm(x)
 
     def pool(self, features: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
-        """[B, T(+1), width] features -> [B, embedding_dim]: the CLS feature, or the mean over real tokens."""
+        """[B, T(+1), width] features -> [B, embedding_dim]: the CLS feature, or the (weighted) mean over
+        real tokens."""
         if self.cfg.pooling == "cls":
             pooled = features[:, 0]
         else:
             if self.cls_token is not None:
                 features = features[:, 1:]
             m = self.token_mask(patch_mask).unsqueeze(-1)
+            if self.pool_score is None:
+                weights = m.to(features.dtype) / m.sum(1, keepdim=True).clamp_min(1).to(features.dtype)
+            else:
+                weights = torch.softmax(self.pool_score(features).float().masked_fill(~m, float("-inf")), dim=1)
+                weights = weights.nan_to_num(0.0).to(features.dtype)   # an all-padding row has no weights
             # where() rather than a product: padded rows may hold anything, even NaN.
-            pooled = torch.where(m, features, 0.0).sum(1) / m.sum(1).clamp_min(1).to(features.dtype)
+            pooled = (torch.where(m, features, 0.0) * weights).sum(1)
         return self.projection(pooled) if self.projection is not None else pooled
 
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,11 @@ class RenderConfig:
     max_patches: int = 64         # including the end-of-sequence patch; at most 529
     fonts: tuple[str, ...] = ()   # font files (bundled names or paths) tried in order; () = bundled default stack
     eos_patch: bool = True        # append a black patch after the text, as PIXEL does
+    # 0: continuous text, as PIXEL renders it. k > 0: word-aligned; every word starts on a k-patch
+    # boundary (set k to the model's patches_per_token), so a word gives the same token pixels
+    # wherever it stands and a typo changes only the tokens of the word it hits. Runs of scripts
+    # written without spaces (Chinese, Japanese, Thai, ...) are cut into chunks of a few characters.
+    word_align: int = 0
 
     def __post_init__(self):
         if not 4 <= self.patch_size <= 64:
@@ -29,6 +34,9 @@ class RenderConfig:
             raise ValueError(f"RenderConfig.max_patches={self.max_patches}: use 2..{MAX_PATCHES_LIMIT}")
         if not 0 < self.font_size <= self.patch_size:
             raise ValueError(f"RenderConfig.font_size={self.font_size}: must be in (0, patch_size={self.patch_size}]")
+        if self.word_align < 0 or self.word_align >= self.max_patches:
+            raise ValueError(f"RenderConfig.word_align={self.word_align}: use 0 (continuous text) or a "
+                             f"number of patches per word cell below max_patches={self.max_patches}")
         object.__setattr__(self, "fonts", tuple(self.fonts))
 
     def to_dict(self) -> dict:

@@ -22,6 +22,10 @@ How a text becomes pixels:
    (implicit levels; see _bidi_levels), and a right-to-left paragraph is right-aligned.
 4. Compose: word bitmaps side by side (see Renderer), cut at the canvas (max_patches - 1 text
    patches; a right-to-left line keeps its logical beginning) and the black end patch appended.
+   Word-aligned (RenderConfig.word_align = k): each word instead fills whole cells of k patches,
+   drawn alone from the left of its first cell, in reading order (a right-to-left word is shaped
+   right to left inside its cells); runs of scripts written without spaces are cut into chunks of
+   a few characters. A word's pixels then depend on the word alone (see _render_words).
 
 Every cache is keyed by the exact text and font, so pixels never depend on what was rendered before.
 """
@@ -69,6 +73,10 @@ _ARABIC_NO_LEFT_JOIN = frozenset(chr(c) for c in [0x0621, 0x0622, 0x0623, 0x0624
 # Invisible characters that only steer shaping: kept with the preceding run, never drawn on their own.
 _IGNORABLE = frozenset(chr(c) for c in [0x034F, 0x200C, 0x200D, *range(0x180B, 0x1810),
                                         *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, CJK punctuation, kana,
+# ideographs, full-width forms): word-aligned rendering cuts their runs into chunks of a few characters.
+_UNSPACED_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x2E80, 0x2FDF), (0x3000, 0x31FF),
+                    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF), (0x20000, 0x3FFFF))
 _RTL_CLASSES = frozenset({"R", "AL", "AN"})
 _DONE, _BAKE, _NEEDS_BIDI = 0, 1, 2  # word entry states (see Renderer)
 
@@ -83,6 +91,7 @@ def _range_table(ranges) -> bytes:
 _COMPLEX = _range_table(_COMPLEX_RANGES)
 _CLUSTERED = _range_table(_CLUSTERED_RANGES)
 _ARABIC = _range_table(_ARABIC_RANGES)
+_UNSPACED = _range_table(_UNSPACED_RANGES)
 
 
 class _CleanTable(dict):
@@ -304,6 +313,11 @@ class Renderer:
         self._space_box = b"\xff" * (self._space * ps)
         self._pad_box = b"\xff" * (LEFT_PAD * ps)
         self._missing_box = self._box()
+        # Word-aligned layout: cells of word_align patches; chunks of unspaced scripts hold as many
+        # characters as fit a cell at the usual full width (one em = font_size pixels).
+        self._cell = c.word_align * ps
+        self._chunk_chars = max(1, int((self._cell - LEFT_PAD) // c.font_size))
+        self._cells: dict[str, tuple] = {}      # word -> (column-major box of whole cells, width, missing)
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -319,6 +333,8 @@ class Renderer:
             text, truncated = head, len(text) > raw_limit and bool(clean_text(text[raw_limit:]).strip(" "))
         if not text:
             return self._finish([], 0, [], [], truncated)
+        if self._cell:
+            return self._render_words(text, truncated)
         limit, space, space_box = self._canvas, self._space, self._space_box
         boxes = [self._pad_box]
         spills: list[tuple] = []  # (pen x, spills of the word drawn there)
@@ -395,6 +411,63 @@ class Renderer:
             pixels[:, width:] = 255  # the one blank patch of an empty text
         return Rendered(pixels=pixels, num_patches=n, truncated=truncated, missing_glyphs=len(missing),
                         missing_chars=tuple(dict.fromkeys(missing)) if missing else ())
+
+    def _render_words(self, text: str, truncated: bool) -> Rendered:
+        """Word-aligned line: each word (or chunk of an unspaced run) in whole cells, in reading order.
+
+        Spaces only separate words (two spaces are one), so a word's cells never depend on its
+        neighbours; the line is cut at the canvas like a continuous one.
+        """
+        boxes: list[bytes] = []
+        missing: list[str] = []
+        x, limit = 0, self._canvas
+        for w in text.split(" "):
+            if not w:
+                continue
+            for piece in self._chunks(w) if len(w) > self._chunk_chars else (w,):
+                if x >= limit:   # the canvas is full and text remains
+                    return self._finish(boxes, x, [], missing, True)
+                e = self._cells.get(piece) or self._word_cells(piece)
+                boxes.append(e[0])
+                x += e[1]
+                missing.extend(e[2])
+        return self._finish(boxes, x, [], missing, truncated)
+
+    def _chunks(self, w: str) -> list[str]:
+        """A space-free word as cell-sized units: whole, or cut into chunks of _chunk_chars clusters
+        where it holds characters of a script written without spaces."""
+        if not any(_UNSPACED[ord(ch)] for ch in w):
+            return [w]
+        n = self._chunk_chars
+        clusters = _clusters(w)
+        return ["".join(clusters[i:i + n]) for i in range(0, len(clusters), n)]
+
+    def _word_cells(self, w: str) -> tuple:
+        """(column-major box of whole cells, width in pixels, missing chars) of one word drawn alone."""
+        ps, cell = self.config.patch_size, self._cell
+        box, adv, spills, missing, state = self._words.get(w) or self._word(w)
+        if state == _NEEDS_BIDI:  # right to left: shaped and ordered alone, then cropped to its ink
+            r = self._render_bidi(w, False)
+            strip = r.pixels[:, :r.pixels.shape[1] - (ps if self.config.eos_patch else 0)]
+            ink = np.flatnonzero(strip.min(axis=0) < 255)
+            word = strip[:, ink[0]:ink[-1] + 1] if ink.size else strip[:, :0]
+            width = -(-(LEFT_PAD + word.shape[1]) // cell) * cell
+            img = np.full((ps, width), 255, dtype=np.uint8)
+            img[:, LEFT_PAD:LEFT_PAD + word.shape[1]] = word
+            missing = r.missing_chars
+        else:
+            width = max(1, -(-(LEFT_PAD + adv) // cell)) * cell
+            img = np.full((ps, width), 255, dtype=np.uint8)
+            img[:, LEFT_PAD:LEFT_PAD + adv] = np.frombuffer(box, np.uint8).reshape(adv, ps).T
+            for dx, bm in spills:  # ink outside the advance box, kept inside the word's own cells
+                x0 = LEFT_PAD + dx
+                lo, hi = max(x0, 0), min(x0 + bm.shape[1], width)
+                if lo < hi:
+                    _ink_over(img[:, lo:hi], bm[:, lo - x0:hi - x0])
+        entry = (img.T.tobytes(), width, tuple(missing))
+        if len(w) <= MAX_CACHED_WORD:
+            self._remember(self._cells, w, entry)
+        return entry
 
     def _render_bidi(self, text: str, truncated: bool) -> Rendered:
         """A line with right-to-left text: resolve bidi levels, cut in logical order, reorder, compose."""

@@ -97,3 +97,29 @@ def test_determinism():
     np.testing.assert_array_equal(a.encode(SENTENCES), a.encode(SENTENCES))
     np.testing.assert_array_equal(a.encode(SENTENCES), b.encode(SENTENCES))
     assert not np.allclose(tiny_encoder(seed=4).encode(SENTENCES), a.encode(SENTENCES))
+
+
+def test_weighted_pooling_starts_as_the_mean_and_ignores_padding():
+    mean_enc = tiny_encoder(seed=1)
+    weighted_enc = tiny_encoder(seed=2, pooling="weighted")
+    missing, unexpected = weighted_enc.load_state_dict(mean_enc.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("vit.pool_score") for k in missing)
+    rendered = weighted_enc.renderer.render_batch(["A short one.", LONG])
+    pixels, mask = collate(rendered)
+    # Zero-initialised scores: the weighted mean is the plain mean.
+    torch.testing.assert_close(weighted_enc(pixels, mask), mean_enc(pixels, mask), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        weighted_enc.vit.pool_score.weight.normal_(std=1.0)
+    alone = weighted_enc(*collate(rendered[:1]))
+    padded = weighted_enc(*collate(rendered[:1], pad_to=64))
+    batched = weighted_enc(pixels, mask)
+    torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(padded[0], alone[0], atol=1e-5, rtol=0)
+    assert not torch.allclose(alone[0], mean_enc(*collate(rendered[:1]))[0], atol=1e-3)
+
+
+def test_word_align_must_match_the_token_width():
+    from pixelrep.render import RenderConfig
+    with pytest.raises(ValueError, match="word_align=2 is not a multiple of ModelConfig.patches_per_token=3"):
+        PixelEncoder(ModelConfig.from_preset("tiny", patches_per_token=3), RenderConfig(word_align=2))
+    PixelEncoder(ModelConfig.from_preset("tiny", patches_per_token=3), RenderConfig(word_align=3))
