@@ -21,7 +21,7 @@ def saved(tmp_path):
 
 def test_round_trip_gives_identical_outputs(saved):
     enc, folder = saved
-    assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors"]   # no temp files left
+    assert not [f for f in os.listdir(folder) if f.startswith(".")]   # no temp files left
     loaded = PixelEncoder.from_pretrained(folder)
     np.testing.assert_array_equal(loaded.encode(SENTENCES), enc.encode(SENTENCES))
     assert loaded.model_config == enc.model_config and loaded.render_config == enc.render_config
