@@ -18,7 +18,10 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pixelrep import __version__
+
     parser = argparse.ArgumentParser(prog="pixelrep", description="Sentence representations from pixels.")
+    parser.add_argument("--version", action="version", version=f"pixelrep {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench = commands.add_parser("bench", help="speed and memory benchmarks (print JSON)")
     bench_commands = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; 130 as the shell reports it
+        print(f"pixelrep {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
         # Users get one clear line; PIXELREP_DEBUG=1 shows the traceback.
         import os

@@ -70,15 +70,14 @@ def read_lines(text: str) -> list[str]:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    import json
-
+    from pixelrep import strict_json
     from pixelrep.bench_encode import bench_encode, load_sentences
 
     sentences, source = load_sentences(args.data_dir, limit=args.limit)
     result = bench_encode(sentences, source=source, presets=args.presets, runs=args.runs,
                           batch_size=args.batch_size, device=args.device, baseline=not args.no_baseline)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(strict_json.dumps(result, indent=2))
         return 0
     print(f"{result['sentences']} sentences from {source}, {result['runs']} runs, device {result['device']}, "
           f"{result['torch_threads']} torch threads")

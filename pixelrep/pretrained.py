@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from pixelrep import strict_json
 from pixelrep.config import ModelConfig
 from pixelrep.render import MAX_PATCHES_LIMIT, RenderConfig
 
@@ -73,7 +74,7 @@ def save_pretrained(encoder, directory: str | os.PathLike, metadata: dict | None
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     config = {"format_version": FORMAT_VERSION, "model": encoder.model_config.to_dict(),
               "render": encoder.render_config.to_dict(), "metadata": dict(metadata or {})}
-    text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"   # fails here, before any file is touched
+    text = strict_json.dumps(config, indent=2, ensure_ascii=False) + "\n"   # fails here, before any file is touched
     # Weights first: a new folder never holds a config.json without its weights.
     atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -91,8 +91,9 @@ def _render_command(args: argparse.Namespace) -> int:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
+    from pixelrep import strict_json
     from pixelrep.render.bench import run_render_bench
 
     report = run_render_bench(data_dir=args.data_dir, runs=args.runs, typo_rate=args.typo_rate, limit=args.limit)
-    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
+    print(strict_json.dumps(report, indent=None if args.json else 2))
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from pixelrep import strict_json
 from pixelrep.pretrained import atomic_write_bytes
 from pixelrep.train import distributed
 
@@ -82,7 +83,7 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module, optimizer: to
         tensors, groups = optimizer_tensors(optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         record = {**state, "step": step, "world_size": distributed.world_size(), "optimizer_param_groups": groups}
-        (tmp / "state.json").write_text(json.dumps(record, indent=2) + "\n")
+        (tmp / "state.json").write_text(strict_json.dumps(record, indent=2) + "\n")
     distributed.barrier()  # every rank's RNG file is in place
     if rank != 0:
         return None

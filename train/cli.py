@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+
+from pixelrep import strict_json
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +27,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from pixelrep.train import distributed
     from pixelrep.train.config import apply_overrides, load_stage, to_dict
-    from pixelrep.train.loop import train
+    from pixelrep.train.loop import TrainInterrupted, train
 
     stage = apply_overrides(load_stage(args.config), args.overrides)
     if args.print_config:
@@ -33,12 +36,15 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         result = train(stage, args.output_dir or f"runs/{stage.name}", resume=args.resume,
                        stop_after=args.stop_after, device=args.device)
+    except TrainInterrupted as e:
+        print(f"pixelrep train: {e}", file=sys.stderr)
+        return 130  # the shell's code for "ended by Ctrl-C"
     finally:
         distributed.teardown()
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, from rank 0
         summary = dict(output_dir=str(result.output_dir), step=result.step, loss=result.last_loss,
                        dev_spearman_before=result.initial_score, best_dev_spearman=result.best_score)
-        print(json.dumps(summary))
+        print(strict_json.dumps(summary))
     return 0
 
 
@@ -49,7 +55,7 @@ def run_bench(args: argparse.Namespace) -> int:
                          repeats=args.repeats, workers=args.workers, max_patches=args.max_patches,
                          data=args.data, bf16=not args.fp32, compile=args.compile, bucket_batches=args.bucket_batches)
     if args.json:
-        print(json.dumps(result))
+        print(strict_json.dumps(result))
     else:
         for k, v in result.items():
             print(f"{k:>28}: {v}")

@@ -14,14 +14,17 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from pixelrep import strict_json
 from pixelrep.encoder import PixelEncoder
 from pixelrep.train import checkpoint, distributed
 from pixelrep.train.config import HeadConfig, OptimConfig, StageConfig, save_json, to_dict
@@ -146,7 +149,58 @@ class TrainResult:
     best_dir: Path | None
     best_score: float | None     # best dev Spearman x100
     initial_score: float | None  # dev Spearman x100 before training (fresh runs)
-    last_loss: float
+    last_loss: float | None      # mean loss of the last logged steps; None when no step ran
+
+
+class TrainInterrupted(Exception):
+    """Ctrl-C stopped the run. `step` is the checkpoint that --resume continues from (None: none yet)."""
+
+    def __init__(self, step: int | None):
+        self.step = step
+        where = f"at step {step}; resume with --resume" if step else "before the first checkpoint; nothing to resume"
+        super().__init__(f"interrupted {where}")
+
+
+class _StopOnCtrlC:
+    """The first Ctrl-C asks the loop to stop at the end of the current step (after a checkpoint);
+    a second one interrupts at once, and the last complete checkpoint stands. Single process only:
+    torchrun ranks would stop at different steps."""
+
+    def __init__(self, enabled: bool, checkpoints: Path, bar=None):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.checkpoints, self.bar = checkpoints, bar
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self):
+        if self.enabled:
+            self.previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)
+        if kind is KeyboardInterrupt:
+            if self.bar is not None:
+                self.bar.close()  # now, so that the message below is the last line
+            raise TrainInterrupted(_checkpoint_step(self.checkpoints)) from None
+
+    def _request(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)
+
+    @contextmanager
+    def children_ignore(self):
+        """Processes started inside (rendering workers) ignore Ctrl-C: the terminal sends it to them too,
+        and a worker that quit would break the step the loop is finishing. A Ctrl-C meanwhile is lost."""
+        if not self.enabled:
+            yield
+            return
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, handler)
 
 
 def resolve_stage(stage: StageConfig, encoder: PixelEncoder) -> StageConfig:
@@ -227,7 +281,7 @@ class _Log:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(strict_json.dumps(record) + "\n")
         self.file.flush()
         if self.tb is not None:
             for k, v in record.items():
@@ -239,6 +293,12 @@ class _Log:
             self.file.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def _checkpoint_step(root: Path) -> int | None:
+    """The step of the checkpoint a resumed run would start from, None when there is none."""
+    latest = checkpoint.latest_checkpoint(root) if root.exists() else None
+    return json.loads((latest / "state.json").read_text())["step"] if latest else None
 
 
 def cpu_threads_beside_workers(workers: int) -> int:
@@ -256,6 +316,7 @@ def train(stage: StageConfig, output_dir: str | os.PathLike, *, resume: bool = F
     resume: continue from the latest checkpoint in output_dir (a fresh start when there is none).
     stop_after: run at most this many steps now, checkpoint and return (for jobs with a time limit;
     continue later with resume=True).
+    Ctrl-C (single process) checkpoints the step in progress and raises TrainInterrupted.
     """
     threads = torch.get_num_threads()
     try:
@@ -354,76 +415,81 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
     accum = stage.optim.grad_accum
     # Running sums stay on the device between log steps: no host sync per step.
     window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
-    last_loss = float("nan")
+    last_loss = None
     model.train()
-    while step < end:
-        name = source_at(step, stage)
-        if name not in loaders:
-            loaders.clear()  # one source at a time: the other's workers stop, its position is kept
+    # Ctrl-C: the step in progress ends with a checkpoint (see _StopOnCtrlC)
+    with _StopOnCtrlC(enabled=info.world_size == 1, checkpoints=ckpt_root, bar=bar) as stop:
+        while step < end:
+            name = source_at(step, stage)
+            if name not in loaders:
+                loaders.clear()  # one source at a time: the other's workers stop, its position is kept
+                epoch, in_epoch = positions[name]
+                with stop.children_ignore():
+                    loaders[name] = iter(make_loader(
+                        pairs[name], sources[name], stage.render, plans[name], seed=stage.seed, rank=info.rank,
+                        world_size=info.world_size, grad_accum=accum, start_epoch=epoch, start_step=in_epoch,
+                        workers=stage.workers, pad_multiple=stage.pad_multiple, keep_texts=align is not None,
+                        pin_memory=info.device.type == "cuda"))
+            lr = lr_at(step, stage.optim)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for k in range(accum):
+                batch = next(loaders[name])
+                if [batch["epoch"], batch["step"]] != positions[name]:
+                    raise RuntimeError(f"data position out of sync: got {batch['epoch']}/{batch['step']}, "
+                                       f"expected {positions[name]}")
+                negative_rows = batch["negative_rows"]
+                # Gradients are averaged over ranks only on the last micro-step.
+                sync = k == accum - 1 or info.world_size == 1
+                with nullcontext() if sync else train_model.no_sync():
+                    with autocast():
+                        terms = train_model(batch["pixels"].to(info.device, non_blocking=True),
+                                            batch["mask"].to(info.device, non_blocking=True), batch["n"],
+                                            None if negative_rows is None else negative_rows.to(info.device),
+                                            batch.get("texts"), batch.get("targets"))
+                        loss = sum(terms.values())
+                    (loss / accum).backward()
+                window["loss"] += loss.detach() / accum
+                for t, v in terms.items():
+                    window["terms"][t] = window["terms"].get(t, 0.0) + v.detach() / accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), stage.optim.grad_clip or float("inf"))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window["steps"] += 1
             epoch, in_epoch = positions[name]
-            loaders[name] = iter(make_loader(
-                pairs[name], sources[name], stage.render, plans[name], seed=stage.seed, rank=info.rank,
-                world_size=info.world_size, grad_accum=accum, start_epoch=epoch, start_step=in_epoch,
-                workers=stage.workers, pad_multiple=stage.pad_multiple, keep_texts=align is not None,
-                pin_memory=info.device.type == "cuda"))
-        lr = lr_at(step, stage.optim)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        for k in range(accum):
-            batch = next(loaders[name])
-            if [batch["epoch"], batch["step"]] != positions[name]:
-                raise RuntimeError(f"data position out of sync: got {batch['epoch']}/{batch['step']}, "
-                                   f"expected {positions[name]}")
-            negative_rows = batch["negative_rows"]
-            # Gradients are averaged over ranks only on the last micro-step.
-            sync = k == accum - 1 or info.world_size == 1
-            with nullcontext() if sync else train_model.no_sync():
-                with autocast():
-                    terms = train_model(batch["pixels"].to(info.device, non_blocking=True),
-                                        batch["mask"].to(info.device, non_blocking=True), batch["n"],
-                                        None if negative_rows is None else negative_rows.to(info.device),
-                                        batch.get("texts"), batch.get("targets"))
-                    loss = sum(terms.values())
-                (loss / accum).backward()
-            window["loss"] += loss.detach() / accum
-            for t, v in terms.items():
-                window["terms"][t] = window["terms"].get(t, 0.0) + v.detach() / accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), stage.optim.grad_clip or float("inf"))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window["steps"] += 1
-        epoch, in_epoch = positions[name]
-        positions[name] = [epoch + 1, 0] if in_epoch + 1 == len(plans[name]) else [epoch, in_epoch + 1]
-        if bar is not None:
-            bar.update(1)
-
-        if step % stage.log_every == 0 or step == end:
-            n = window["steps"]
-            last_loss = float(distributed.all_reduce_mean(window["loss"])) / n
-            elapsed = time.perf_counter() - window["start"]
-            log.write(dict(step=step, loss=last_loss, lr=lr, grad_norm=float(grad_norm),
-                           pairs_per_s=n * stage.optim.batch_size / elapsed, source=name, epoch=positions[name][0],
-                           **{f"loss_{t}": float(distributed.all_reduce_mean(v)) / n for t, v in window["terms"].items()}))
+            positions[name] = [epoch + 1, 0] if in_epoch + 1 == len(plans[name]) else [epoch, in_epoch + 1]
             if bar is not None:
-                bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
-            window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
+                bar.update(1)
 
-        paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
-        if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total):
-            if info.is_main:
-                score = _evaluate(model.encoder, dev, info.device)
-                if score > best_score:
-                    best_score, best_step = score, step
-                    _save_model(model, out / "best", dict(stage=stage.name, step=step, dev_spearman=score))
-                log.write(dict(step=step, dev_spearman=score, best_dev_spearman=best_score, best_step=best_step))
+            if step % stage.log_every == 0 or step == end:
+                n = window["steps"]
+                last_loss = float(distributed.all_reduce_mean(window["loss"])) / n
+                elapsed = time.perf_counter() - window["start"]
+                log.write(dict(step=step, loss=last_loss, lr=lr, grad_norm=float(grad_norm),
+                               pairs_per_s=n * stage.optim.batch_size / elapsed, source=name, epoch=positions[name][0],
+                               **{f"loss_{t}": float(distributed.all_reduce_mean(v)) / n for t, v in window["terms"].items()}))
                 if bar is not None:
-                    bar.write(f"step {step}: dev Spearman {score:.2f} (best {best_score:.2f} at step {best_step})")
-            distributed.barrier()
-        if (stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end:
-            state = dict(positions=positions, best_score=best_score, best_step=best_step, initial_score=initial_score)
-            checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.keep_checkpoints)
-        window["start"] += time.perf_counter() - paused
+                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
+                window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
+
+            paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
+            if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total):
+                if info.is_main:
+                    score = _evaluate(model.encoder, dev, info.device)
+                    if score > best_score:
+                        best_score, best_step = score, step
+                        _save_model(model, out / "best", dict(stage=stage.name, step=step, dev_spearman=score))
+                    log.write(dict(step=step, dev_spearman=score, best_dev_spearman=best_score, best_step=best_step))
+                    if bar is not None:
+                        bar.write(f"step {step}: dev Spearman {score:.2f} (best {best_score:.2f} at step {best_step})")
+                distributed.barrier()
+            if (stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end or stop.requested:
+                state = dict(positions=positions, best_score=best_score, best_step=best_step, initial_score=initial_score)
+                checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.keep_checkpoints)
+            window["start"] += time.perf_counter() - paused
+            if stop.requested:
+                break
     loaders.clear()
     if bar is not None:
         bar.close()
@@ -431,6 +497,8 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
         _save_model(model, out / "final", dict(stage=stage.name, step=step))
     distributed.barrier()
     log.close()
+    if stop.requested and step < end:
+        raise TrainInterrupted(step)
     return TrainResult(output_dir=out, step=step, final_dir=out / "final",
                        best_dir=out / "best" if stage.dev is not None else None,
                        best_score=best_score, initial_score=initial_score, last_loss=last_loss)

@@ -65,3 +65,24 @@ def test_bench_encode_with_minilm(shared_data, capsys):
     k = ModelConfig.from_preset("small").patches_per_token
     assert result["mean_patches"] / k <= result["models"]["small"]["mean_positions"] < result["mean_patches"] / k + 1
     assert result["models"]["all-MiniLM-L6-v2"]["mean_positions"] > 2
+
+
+def test_version_is_the_package_version(capsys):
+    from importlib.metadata import version
+
+    import pixelrep
+
+    with pytest.raises(SystemExit) as done:
+        run(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pixelrep {pixelrep.__version__}" == f"pixelrep {version('pixelrep')}"
+
+
+def test_strict_json_writes_null_for_nan_and_infinity():
+    from pixelrep import strict_json
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    text = strict_json.dumps({"loss": float("nan"), "rates": [np.float32("inf"), -np.inf, 1.5, np.int64(3)]})
+    assert json.loads(text, parse_constant=refuse) == {"loss": None, "rates": [None, None, 1.5, 3]}
