@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import io
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from pixelrep import strict_json
 from pixelrep.pretrained import atomic_write_bytes
 
 RESULTS_FORMAT = "pixelrep-sts-results/1"
@@ -70,7 +70,7 @@ def write_outputs(results: dict, out_dir: str | Path, scatter: dict[str, tuple[n
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
-    atomic_write_bytes(paths["json"], json.dumps(results, indent=2, ensure_ascii=False).encode())
+    atomic_write_bytes(paths["json"], strict_json.dumps(results, indent=2, ensure_ascii=False).encode())
     atomic_write_bytes(paths["markdown"], (text_report(results) + "\n").encode())
     try:
         import matplotlib
@@ -111,7 +111,7 @@ def plot_results(results: dict, scatter: dict[str, tuple[np.ndarray, np.ndarray]
         bars += [("summaries", "name", m["name"]) for m in first["summaries"] if m["suite"] == suite and m["kind"] == "mean"]
         x = np.arange(len(bars))
         for k, m in enumerate(models):
-            values = [float(_value(m[rows], key, suite, name)) for rows, key, name in bars]
+            values = [_score(m[rows], key, suite, name) for rows, key, name in bars]
             hatch = ["//" if rows == "summaries" else "" for rows, _, _ in bars]
             ax.bar(x + (k - (len(models) - 1) / 2) * bar_width, values, bar_width, color=f"C{k}", hatch=hatch,
                    label=_column_name(m))
@@ -120,6 +120,12 @@ def plot_results(results: dict, scatter: dict[str, tuple[np.ndarray, np.ndarray]
         ax.set_xlim(-0.6, max(len(bars), 6) - 0.4)       # a suite with one or two bars keeps narrow bars
         ax.set_title(suite)
         ax.set_ylabel("Spearman x100")
+        # The whole 0-100 scale on every panel, so a score of 20 looks as low as it is.
+        lowest = np.nanmin([_score(m[rows], key, suite, name) for m in models for rows, key, name in bars] + [0.0])
+        ax.set_ylim(min(0.0, lowest - 5), 100)
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.grid(axis="y", color="0.85", linewidth=0.5)
+        ax.set_axisbelow(True)
         ax.axhline(0, color="black", linewidth=0.5)
         if row == 0:
             ax.legend(fontsize="small")
@@ -142,10 +148,16 @@ def _column_name(model: dict) -> str:
     return name + (" (untrained)" if untrained else "")
 
 
-def _value(rows: list[dict], key: str, suite: str, name: str) -> str:
+def _score(rows: list[dict], key: str, suite: str, name: str) -> float:
+    """The row's Spearman x100; NaN when the row is absent or has no score (null in results.json)."""
     for r in rows:
-        if r["suite"] == suite and r[key] == name:
-            return f"{r['spearman']:.2f}"
-    return "-"
+        if r["suite"] == suite and r[key] == name and r["spearman"] is not None:
+            return r["spearman"]
+    return float("nan")
+
+
+def _value(rows: list[dict], key: str, suite: str, name: str) -> str:
+    score = _score(rows, key, suite, name)
+    return "-" if np.isnan(score) else f"{score:.2f}"
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from pixelrep.eval.report import markdown_table, text_report
+from pixelrep.eval.report import markdown_table, text_report, write_outputs
 from pixelrep.eval.runner import run_sts
 from tests.eval.helpers import HashingEncoder
 
@@ -78,3 +78,27 @@ def test_no_data_at_all_is_an_error(tmp_path):
         run_sts({"m": HashingEncoder()}, suite="english", data_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="at least one model"):
         run_sts({}, data_dir=tmp_path)
+
+
+def test_undefined_scores_are_null_in_strict_json(sts_dir, tmp_path):
+    def refuse(constant):
+        raise ValueError(f"{constant} in results.json")
+
+    results = run_sts({"m": HashingEncoder()}, suite="stsb-multi", data_dir=sts_dir, progress=False)
+    results["models"][0]["results"][0]["spearman"] = float("nan")     # e.g. a model that diverged
+    results["models"][0]["seconds"] = float("inf")
+    write_outputs(results, tmp_path)
+    on_disk = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert on_disk["models"][0]["results"][0]["spearman"] is None and on_disk["models"][0]["seconds"] is None
+    assert "| stsb-multi | en | 8 | - |" in markdown_table(on_disk)
+
+
+def test_figure_shows_the_whole_0_to_100_scale(sts_dir):
+    pytest.importorskip("matplotlib")
+    from pixelrep.eval.report import plot_results
+
+    results = run_sts({"a": HashingEncoder(), "b": HashingEncoder(8)}, suite=["stsb-multi", "robustness"],
+                      data_dir=sts_dir, progress=False)
+    for ax in plot_results(results, {}).axes:
+        low, high = ax.get_ylim()
+        assert high == 100 and low <= 0, "a low score must not fill the panel"
