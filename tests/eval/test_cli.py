@@ -2,6 +2,8 @@
 import argparse
 import json
 
+import numpy as np
+
 import pytest
 
 from pixelrep.eval import cli
@@ -28,14 +30,39 @@ def test_cli_end_to_end_with_baseline(sts_dir, tmp_path, monkeypatch, capsys):
     args = _parse(["eval", "sts", "--model", "mine", "--suite", "stsb-multi", "--data-dir", str(sts_dir),
                    "--out", str(out), "--baseline", "minilm", "--limit", "5", "--batch-size", "2"])
     assert args.func(args) == 0
-    assert loaded == [("mine", PIXEL), ("minilm", SENTENCE_TRANSFORMERS)]
+    # Word matching is reported beside every model unless --no-bow.
+    assert loaded == [("mine", PIXEL), ("minilm", SENTENCE_TRANSFORMERS), ("bow", SENTENCE_TRANSFORMERS)]
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["limit"] == 5 and results["config"]["batch_size"] == 2
-    assert [m["id"] for m in results["models"]] == ["mine", "minilm"]
-    assert "| suite | task | n | mine | minilm |" in printed
+    assert [m["id"] for m in results["models"]] == ["mine", "minilm", "bow"]
+    assert "| suite | task | n | mine | minilm | bow |" in printed
     assert f"| stsb-multi | de | 5 | {results['models'][0]['results'][1]['spearman']:.2f} |" in printed
     assert (out / "sts.png").is_file()
+
+
+def test_no_bow_leaves_word_matching_out(sts_dir, tmp_path, monkeypatch):
+    loaded = []
+
+    def fake_load(spec, default):
+        loaded.append(spec)
+        return HashingEncoder(16), dict(id=spec, kind=default, config={})
+
+    monkeypatch.setattr("pixelrep.eval.models.load_model", fake_load)
+    args = _parse(["eval", "sts", "--model", "mine", "--suite", "stsb-multi", "--data-dir", str(sts_dir),
+                   "--out", str(tmp_path), "--limit", "3", "--no-bow"])
+    assert args.func(args) == 0 and loaded == ["mine"]
+
+
+def test_bag_of_words_is_word_matching():
+    from pixelrep.eval.models import load_model
+    from pixelrep.eval.sts import cosine
+
+    bow, info = load_model("bow")
+    assert info["kind"] == "bow"
+    emb = bow.encode(["A man plays the guitar.", "the GUITAR, a man plays", "Zwei Hunde rennen.", ""]).astype(float)
+    sims = cosine(emb[[0, 0, 0]], emb[[1, 2, 3]])
+    np.testing.assert_allclose(sims, [1.0, 0.0, 0.0], atol=1e-6)   # case and punctuation do not count
 
 
 def test_cli_rejects_bad_arguments(capsys):
