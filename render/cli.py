@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
+
+# Image formats `pixelrep render -o` writes, by file suffix.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 def register(commands, bench_commands) -> None:
-    p = commands.add_parser("render", help="render text to an enlarged PNG with the patch grid drawn",
+    p = commands.add_parser("render", help="render text to an enlarged image with the patch grid drawn",
                             description="Render TEXT as the model sees it, enlarged, with the 16 px patch grid.")
     p.add_argument("text", help="the text to render")
-    p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.add_argument("-o", "--output", required=True,
+                   help=f"image file to write; its suffix picks the format ({', '.join(IMAGE_FORMATS)})")
     p.add_argument("--typo-rate", type=float, default=0.0, help="typos per character before rendering (e.g. 0.1)")
     p.add_argument("--shuffle", nargs="?", const="random", choices=["random", "local"], default=None,
                    help="shuffle the words first (random, the default, or local)")
@@ -51,25 +53,33 @@ def preview(rendered, scale: int = 4):
     return Image.fromarray(out, "RGB")
 
 
+def image_format(path: str | Path) -> str:
+    """The Pillow format for an output file's suffix (.png, .jpg, ...); an unknown suffix is an error."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"cannot tell the image format of {str(path)!r} from its suffix {suffix or '(none)'!r}; "
+                         f"use one of {', '.join(IMAGE_FORMATS)}")
+    return IMAGE_FORMATS[suffix]
+
+
 def save_preview(rendered, path: str | Path, scale: int = 4) -> Path:
-    """Write preview(rendered) as PNG atomically (temp file, then rename)."""
+    """Write preview(rendered) in the format of path's suffix, atomically, with a normal file's mode."""
+    from pixelrep.pretrained import atomic_write
+
     path = Path(path)
+    fmt = image_format(path)
+    image = preview(rendered, scale)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            preview(rendered, scale).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
     return path
 
 
 def _render_command(args: argparse.Namespace) -> int:
+    from pixelrep import strict_json
     from pixelrep.render import Renderer, RenderConfig, add_typos, shuffle_words
     from pixelrep.render.renderer import clean_text
 
+    image_format(args.output)  # a bad suffix fails before any work
     text = args.text
     if args.shuffle:
         text = shuffle_words(text, mode=args.shuffle, rng=args.seed)
@@ -78,8 +88,8 @@ def _render_command(args: argparse.Namespace) -> int:
     rendered = Renderer(RenderConfig(max_patches=args.max_patches)).render(text)
     path = save_preview(rendered, args.output, scale=args.scale)
     if args.json:
-        print(json.dumps({
-            "output": str(path), "text": clean_text(text), "num_patches": rendered.num_patches,
+        print(strict_json.dumps({
+            "output": str(path), "text_chars": len(clean_text(text)), "num_patches": rendered.num_patches,
             "missing_glyphs": rendered.missing_glyphs, "missing_chars": list(rendered.missing_chars),
             "truncated": rendered.truncated, "height": rendered.pixels.shape[0], "width": rendered.pixels.shape[1],
             "typo_rate": args.typo_rate, "shuffle": args.shuffle, "seed": args.seed}))

@@ -1,6 +1,8 @@
 """`pixelrep render` and `pixelrep bench render` (a shortened bench; the full one is run by hand)."""
 import argparse
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -34,14 +36,43 @@ def test_render_writes_an_enlarged_png_with_the_grid(tmp_path, capsys):
 
 
 def test_render_perturbations_are_seeded(tmp_path, capsys):
-    argv = ["render", "A man is playing a guitar on the stage tonight", "-o", str(tmp_path / "a.png"), "--json",
-            "--typo-rate", "0.3", "--shuffle", "local", "--seed", "5"]
-    run(argv)
-    first = json.loads(capsys.readouterr().out)["text"]
-    run(argv)
-    assert json.loads(capsys.readouterr().out)["text"] == first != "A man is playing a guitar on the stage tonight"
+    text = "A man is playing a guitar on the stage tonight"
+    images = []
+    for name, seed in (("a", "5"), ("b", "5"), ("c", None)):
+        run(["render", text, "-o", str(tmp_path / f"{name}.png")]
+            + (["--typo-rate", "0.3", "--shuffle", "local", "--seed", seed] if seed else []))
+        images.append(np.asarray(Image.open(tmp_path / f"{name}.png")))
+    assert np.array_equal(images[0], images[1]) and not np.array_equal(images[0], images[2])
     run(["render", "plain", "-o", str(tmp_path / "b.png")])
     assert "1 patches" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".JPEG", "JPEG"), (".webp", "WEBP"),
+                                         (".bmp", "BMP")])
+def test_render_writes_the_format_of_the_suffix_with_a_normal_mode(tmp_path, suffix, fmt):
+    out = tmp_path / f"x{suffix}"
+    umask = os.umask(0o022)  # the usual umask: a normal file is then rw-r--r--
+    try:
+        run(["render", "Hello", "-o", str(out)])
+    finally:
+        os.umask(umask)
+    with Image.open(out) as image:
+        assert image.format == fmt
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_render_refuses_an_unknown_suffix_before_rendering(tmp_path):
+    for name in ("x.pgn", "x"):
+        with pytest.raises(ValueError, match=r"cannot tell the image format .* use one of \.png, \.jpg"):
+            run(["render", "Hello", "-o", str(tmp_path / name)])
+    assert not list(tmp_path.iterdir())
+
+
+def test_render_json_reports_the_length_not_the_text(tmp_path, capsys):
+    run(["render", "word " * 20_000, "-o", str(tmp_path / "x.png"), "--json"])
+    printed = capsys.readouterr().out
+    info = json.loads(printed)
+    assert info["text_chars"] == 100_000 and info["truncated"] is True and len(printed) < 1000
 
 
 def test_render_rejects_bad_options(tmp_path):
