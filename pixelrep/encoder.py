@@ -90,7 +90,7 @@ class PixelEncoder(nn.Module):
 
     @property
     def max_seq_length(self) -> int:
-        """The longest input, in 16 px patches (the end patch included); longer text is cut.
+        """The longest input, in patches (the end patch included); longer text is cut.
 
         Patches, not characters: the renderer cuts text where the canvas ends, and how many characters
         fit in a patch depends on the script (~2.5 Latin letters, ~1 CJK character). Setting it (as
