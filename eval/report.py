@@ -62,6 +62,10 @@ def text_report(results: dict) -> str:
         for m in results["skipped"]:
             groups.setdefault((m["suite"], m["reason"]), []).append(m["task"])
         parts += [f"- {suite}: {', '.join(tasks)}: {reason}" for (suite, reason), tasks in groups.items()]
+        if results["data_source"] == "hub":
+            from pixelrep.eval.suites import hub_fix
+
+            parts.append(f"To evaluate these: {hub_fix()}.")
     return "\n".join(parts)
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from pixelrep.eval.models import describe_model
 from pixelrep.eval.report import build_results, write_outputs
-from pixelrep.eval.suites import TYPO_RATES, DataSource, HubSource, LocalSource, build_plan, evaluate_plan, expand_suites
+from pixelrep.eval.suites import (TYPO_RATES, DataSource, HubSource, LocalSource, build_plan, evaluate_plan, expand_suites,
+                                  hub_fix)
 
 # Where the STS-B English test set may sit in each suite, in the order the scatter plot looks for it.
 STSB_EN_TASKS = (("english", "stsb"), ("stsb-multi", "en"), ("robustness", "clean"))
@@ -29,8 +30,11 @@ def run_sts(models: dict, suite: str | list[str] = "all", data_dir: str | Path |
     suites = expand_suites(suite)
     plan = build_plan(suites, source, limit=limit, typo_rates=typo_rates, seed=seed)
     if not plan.tasks:
-        reasons = "; ".join(sorted({m["reason"] for m in plan.missing}))
-        raise FileNotFoundError(f"no data for suite {suite!r} in {source.description}: {reasons}")
+        reasons = sorted({m["reason"] for m in plan.missing})
+        if isinstance(source, HubSource):  # one cause for every set: one reason stands for all, the fix said once
+            more = f" (and {len(reasons) - 1} more sets)" if len(reasons) > 1 else ""
+            raise FileNotFoundError(f"no data for suite {suite!r} from the hub: {reasons[0]}{more}; {hub_fix()}")
+        raise FileNotFoundError(f"no data for suite {suite!r} in {source.description}: {'; '.join(reasons)}")
     runs, scatter = [], {}
     for name, model in models.items():
         info = (infos or {}).get(name) or dict(id=name, kind="object", config=describe_model(model))

@@ -107,20 +107,32 @@ class LocalSource(DataSource):
         return load_sts_file(self._file("sts17", pair))
 
 
+def hub_fix() -> str:
+    """What to do when the hub gave no data: said once per message, not per data set."""
+    from pixelrep.hub import hub_offline
+
+    if hub_offline():
+        return "pass --data-dir ../shared/data/sts (the offline copy); with HF_HUB_OFFLINE=1 only the datasets cache is read"
+    return "pass --data-dir ../shared/data/sts (the offline copy), or set HF_HUB_OFFLINE=1 to use the datasets cache"
+
+
 class HubSource(DataSource):
-    """The same sets from the Hugging Face hub (needs network, or the datasets cache)."""
+    """The same sets from the Hugging Face hub (needs network, or the datasets cache with HF_HUB_OFFLINE=1)."""
 
     description = "hub"
 
     def _load(self, path: str, name: str | None = None, split: str = "test", score_column: str = "score") -> StsData:
         import datasets
 
+        from pixelrep.hub import require_hub
+
         source = path + (f"[{name}]" if name else "") + f":{split}"
+        require_hub(f"STS data {source}", hub_fix())  # seconds, not minutes of retries, when offline
         try:
             ds = datasets.load_dataset(path, name, split=split)
-        except Exception as e:  # offline, unknown config, no such split: the data is not available
-            raise DataMissing(f"{source} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                              "pass --data-dir to use local files") from None
+        except Exception as e:  # not cached offline, unknown config, no such split: the data is not available
+            raise DataMissing(f"{source} could not be loaded ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
         return dataset_to_sts(ds, source, score_column=score_column)
 
     def year(self, name: str) -> StsData:

@@ -126,3 +126,60 @@ def test_minilm_baseline_on_stsb(shared_data):
     data = load_sts_file(shared_data / "sts" / "stsb" / "en" / "test.jsonl").head(300)
     assert info["config"]["embedding_dim"] == 384
     assert evaluate_sts(model, data.sentence1, data.sentence2, data.score)["spearman"] > 75
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """No DNS (as on a machine without network) and offline mode off, as when HF_HUB_OFFLINE is unset;
+    datasets must not be asked at all (it would retry for ~25 s per dataset)."""
+    import socket
+
+    import datasets
+    from huggingface_hub import constants
+
+    from pixelrep import hub
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the hub was retried"))
+    hub._unreachable_reason.cache_clear()
+    yield
+    hub._unreachable_reason.cache_clear()
+
+
+def test_unreachable_hub_fails_in_seconds_with_one_line_naming_the_fix(no_network, tmp_path, monkeypatch, capsys):
+    import time
+
+    from pixelrep.cli import main
+
+    monkeypatch.setattr("pixelrep.eval.models.load_model",
+                        lambda spec, default: (HashingEncoder(), dict(id=spec, kind=default, config={})))
+    start = time.perf_counter()
+    assert main(["eval", "sts", "--model", "default", "--suite", "all", "--out", str(tmp_path)]) == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("pixelrep eval: error: cannot load STS data ")
+    assert "the Hugging Face hub (https://huggingface.co) cannot be reached" in err
+    assert err.count("--data-dir ../shared/data/sts") == 1 and err.count("HF_HUB_OFFLINE=1") == 1
+
+
+def test_offline_mode_without_cached_data_names_the_fix_once(monkeypatch):
+    import datasets
+    from huggingface_hub import constants
+
+    from pixelrep.eval.runner import run_sts
+
+    def not_cached(path, name=None, split=None, **kwargs):
+        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets, "load_dataset", not_cached)
+    with pytest.raises(FileNotFoundError) as error:
+        run_sts({"m": HashingEncoder()}, suite="stsb-multi", progress=False)
+    message = str(error.value)
+    assert message.startswith("no data for suite 'stsb-multi' from the hub: PhilipMay/stsb_multi_mt[de]:test could "
+                              "not be loaded (ConnectionError: Couldn't reach") and "(and 10 more sets)" in message
+    assert message.count("--data-dir ../shared/data/sts") == 1 and "\n" not in message

@@ -102,3 +102,10 @@ def test_figure_shows_the_whole_0_to_100_scale(sts_dir):
     for ax in plot_results(results, {}).axes:
         low, high = ax.get_ylim()
         assert high == 100 and low <= 0, "a low score must not fill the panel"
+
+
+def test_data_skipped_from_the_hub_names_the_fix_once(sts_dir):
+    results = run_sts({"m": HashingEncoder()}, suite="stsb-multi", data_dir=sts_dir, progress=False)
+    results["data_source"] = "hub"                         # as when some sets were not in the datasets cache
+    report = text_report(results)
+    assert report.count("--data-dir ../shared/data/sts") == 1
