@@ -65,9 +65,9 @@ def model_card(encoder, name: str, metadata: dict, results: str | os.PathLike | 
         meta["model-index"] = [{"name": name, "results": [
             {"task": {"type": "STS"},
              "dataset": {"name": f"{row['suite']} {row['task']}", "type": f"{row['suite']}/{row['task']}", "split": "test"},
-             "metrics": [{"type": "spearman", "value": round(row["spearman"], 2), "name": "Spearman x100 (cosine)"},
-                         {"type": "pearson", "value": round(row["pearson"], 2), "name": "Pearson x100 (cosine)"}]}
-            for row in scores["results"]]}]
+             "metrics": [{"type": metric, "value": round(row[metric], 2), "name": f"{metric.title()} x100 (cosine)"}
+                         for metric in ("spearman", "pearson")]}
+            for row in scores["results"] if None not in (row["spearman"], row["pearson"])]}]   # null: undefined (NaN)
 
     params = sum(p.numel() for p in encoder.parameters())
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", "",
@@ -99,9 +99,9 @@ def model_card(encoder, name: str, metadata: dict, results: str | os.PathLike | 
     if scores is not None:
         lines += ["## Evaluation", "", f"`pixelrep eval sts` (model `{scores['id']}`; cosine similarity, ×100):", "",
                   "| suite | task | n | Spearman | Pearson |", "|---|---|---:|---:|---:|"]
-        lines += [f"| {row['suite']} | {row['task']} | {row['n']} | {row['spearman']:.2f} | {row['pearson']:.2f} |"
+        lines += [f"| {row['suite']} | {row['task']} | {row['n']} | {_score(row['spearman'])} | {_score(row['pearson'])} |"
                   for row in scores["results"]]
-        lines += [f"| {s['suite']} | **{s['name']}** | | {s['spearman']:.2f} | {s['pearson']:.2f} |"
+        lines += [f"| {s['suite']} | **{s['name']}** | | {_score(s['spearman'])} | {_score(s['pearson'])} |"
                   for s in scores.get("summaries", [])]
         lines += [""]
     lines += [
@@ -117,3 +117,7 @@ def model_card(encoder, name: str, metadata: dict, results: str | os.PathLike | 
         "Code and weights: Apache-2.0. The fonts the renderer uses ship with pixelrep (not in this folder) "
         "under the SIL Open Font License 1.1.", ""]
     return "\n".join(lines)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"   # results.json stores an undefined (NaN) score as null

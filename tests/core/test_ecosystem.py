@@ -115,7 +115,8 @@ def test_model_card_has_hub_metadata_and_scores(enc, tmp_path):
     results = {"models": [
         {"id": "minilm", "kind": "sentence-transformers", "results": [], "summaries": []},
         {"id": "runs/x/best", "kind": "pixelrep",
-         "results": [{"suite": "english", "task": "stsb", "n": 1379, "spearman": 23.456, "pearson": 20.1}],
+         "results": [{"suite": "english", "task": "stsb", "n": 1379, "spearman": 23.456, "pearson": 20.1},
+                     {"suite": "english", "task": "sickr", "n": 2, "spearman": None, "pearson": None}],
          "summaries": [{"suite": "english", "name": "avg", "spearman": 23.456, "pearson": 20.1}]}]}
     (tmp_path / "results.json").write_text(json.dumps(results))
     enc.save_pretrained(tmp_path / "card-model", results=tmp_path / "results.json",
@@ -128,8 +129,10 @@ def test_model_card_has_hub_metadata_and_scores(enc, tmp_path):
     entry = meta["model-index"][0]
     assert entry["name"] == "card-model"
     assert entry["results"][0]["metrics"][0] == {"type": "spearman", "value": 23.46, "name": "Spearman x100 (cosine)"}
+    assert len(entry["results"]) == 1   # a null (undefined) score is left out, not written as a number
     for fact in ("A test model.", "64 × 2 × 2", "| embedding dimension | 64 |", "recipe: pixelrep train smoke",
-                 "steps: 80", "| english | stsb | 1379 | 23.46 | 20.10 |", "Apache-2.0", "Open Font License",
+                 "steps: 80", "| english | stsb | 1379 | 23.46 | 20.10 |", "| english | sickr | 2 | - | - |",
+                 "Apache-2.0", "Open Font License",
                  '"max_patches": 64', "Intended use"):
         assert fact in body, fact
     with pytest.raises(ValueError, match="no pixelrep model"):
