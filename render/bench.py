@@ -6,11 +6,14 @@ bundled samples (render/samples) stand in when the data is absent. One process, 
 Per set: a cold pass (fresh caches), then `runs` warm passes (median reported), then `runs`
 passes with fresh typos (rate 0.1, a new seed each pass, add_typos timed too), and the baseline:
 one ImageDraw.text call per sentence with the set's main font, as a naive renderer would do.
+Each set is also rendered word-aligned (RenderConfig.word_align, cells of WORD_ALIGN patches, on a
+canvas of WORD_ALIGN_MAX_PATCHES, as the default model reads): its patches per sentence and speed.
 """
 from __future__ import annotations
 
 import gzip
 import json
+import dataclasses
 import os
 import platform
 import re
@@ -31,6 +34,7 @@ from pixelrep.render.renderer import LEFT_PAD, Renderer
 SET_SIZES = {"en": 2000, "de": 500, "ru": 500, "zh": 500, "ja": 500, "ar": 500}
 PIXEL_REFERENCE_PER_S = 5_100
 TARGET_EN_PER_S = 10_000
+WORD_ALIGN, WORD_ALIGN_MAX_PATCHES = 3, 512
 
 
 def default_data_dir() -> Path:
@@ -115,6 +119,23 @@ def _baseline(renderer: Renderer, font_index: int):
     return run
 
 
+def _word_aligned(config: RenderConfig, sentences: list[str], runs: int, typo_rate: float) -> dict:
+    """Patches per sentence and sentences/s (warm, and with fresh typos) of word-aligned rendering."""
+    renderer = Renderer(dataclasses.replace(config, word_align=WORD_ALIGN, max_patches=WORD_ALIGN_MAX_PATCHES))
+    render_all = lambda sents: [renderer.render(s) for s in sents]  # noqa: E731
+    rendered = render_all(sentences)
+    warm = [_per_s(render_all, sentences) for _ in range(runs)]
+    typo = []
+    for run in range(runs):
+        rng = np.random.default_rng(run)
+        typo.append(_per_s(lambda sents: [renderer.render(add_typos(s, typo_rate, rng)) for s in sents], sentences))
+    return {"word_align": WORD_ALIGN, "max_patches": WORD_ALIGN_MAX_PATCHES,
+            "mean_patches": round(float(np.mean([r.num_patches for r in rendered])), 2),
+            "truncated": sum(r.truncated for r in rendered),
+            "sentences_per_s": round(statistics.median(w[0] for w in warm), 1),
+            "typo_sentences_per_s": round(statistics.median(t[0] for t in typo), 1)}
+
+
 def run_render_bench(data_dir: Path | None = None, runs: int = 3, typo_rate: float = 0.1,
                      baseline_sentences: int = 500, config: RenderConfig | None = None,
                      limit: int | None = None, progress: bool = True) -> dict:
@@ -160,6 +181,7 @@ def run_render_bench(data_dir: Path | None = None, runs: int = 3, typo_rate: flo
             "baseline_sentences_per_s": med(base, 0), "baseline_cpu_sentences_per_s": med(base, 1),
             "baseline_font": renderer.fonts.names[main_font],
         }
+        report["sets"][lang]["word_aligned"] = _word_aligned(config, sentences, runs, typo_rate)
         r = report["sets"][lang]
         r["ratio"] = round(r["sentences_per_s"] / r["baseline_sentences_per_s"], 2)
         r["typo_ratio"] = round(r["typo_sentences_per_s"] / r["baseline_sentences_per_s"], 2)

@@ -96,4 +96,6 @@ def test_bench_report_has_every_set_and_the_baseline(tmp_path):
         for key in ("sentences_per_s", "typo_sentences_per_s", "baseline_sentences_per_s", "ratio", "mean_patches"):
             assert r[key] > 0, (lang, key)
         assert r["missing_glyphs"] == 0
+        aligned = r["word_aligned"]   # words on cell boundaries take more patches than running text
+        assert aligned["mean_patches"] > r["mean_patches"] and aligned["sentences_per_s"] > 0
     json.dumps(report)
