@@ -211,20 +211,21 @@ class PixelEncoder(nn.Module):
     # ------------------------------------------------------------------ save / load
 
     def save_pretrained(self, directory: str | os.PathLike, metadata: dict | None = None,
-                        results: str | os.PathLike | dict | None = None) -> None:
+                        results: str | os.PathLike | dict | None = None, dtype: str = "float32") -> None:
         """Write a folder that both PixelEncoder.from_pretrained and sentence-transformers load.
 
         config.json (model + render config, format version, metadata) and model.safetensors are
         pixelrep's format; modules.json, config_sentence_transformers.json and pixelrep_module.json
         point sentence-transformers at pixelrep.st.PixelModule; README.md is a model card, with the
         scores of `results` (a `pixelrep eval sts` results.json, as a path or a dict) when given.
+        dtype: "float32", or "float16" / "bfloat16" to store the weights in half the bytes (loading upcasts).
         """
         from pixelrep.export import model_card, write_sentence_transformers_files
         from pixelrep.pretrained import atomic_write_bytes, save_pretrained
 
         card = model_card(self, name=os.path.basename(os.path.abspath(directory)), metadata=metadata or {},
                           results=results)   # a bad results file fails here, before any file is written
-        folder = save_pretrained(self, directory, metadata=metadata)
+        folder = save_pretrained(self, directory, metadata=metadata, dtype=dtype)
         write_sentence_transformers_files(folder)
         atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
 

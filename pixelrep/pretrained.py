@@ -61,17 +61,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
-def save_pretrained(encoder, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
+# Storage precisions for save_pretrained(dtype=...); loading always upcasts to float32.
+SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def save_pretrained(encoder, directory: str | os.PathLike, metadata: dict | None = None,
+                    dtype: str = "float32") -> Path:
     """Write `encoder` into `directory` (created if needed; other files there are left alone).
 
     metadata: free-form JSON-able facts (e.g. {"trained": True, "description": ...}); nothing is
     carried over from a loaded checkpoint, so a fine-tuned model never inherits stale labels.
+    dtype: how the weights are stored: "float32", or "float16" / "bfloat16" for half the bytes (the
+    bundled default is float16 so that it travels to GPU nodes; loading upcasts to float32, and
+    embeddings then match the float32 model to ~1e-3, tested).
     """
     from safetensors.torch import save_file
 
+    if dtype not in SAVE_DTYPES:
+        raise ValueError(f"dtype={dtype!r}: use one of {', '.join(SAVE_DTYPES)}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", SAVE_DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in encoder.state_dict().items()}
     config = {"format_version": FORMAT_VERSION, "model": encoder.model_config.to_dict(),
               "render": encoder.render_config.to_dict(), "metadata": dict(metadata or {})}
     text = strict_json.dumps(config, indent=2, ensure_ascii=False) + "\n"   # fails here, before any file is touched
@@ -199,7 +210,10 @@ def _load_native(folder: Path, config: dict, pooling: str | None):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
     encoder = PixelEncoder(model, render)
-    load_state(encoder, read_safetensors(folder / WEIGHTS_NAME), folder / WEIGHTS_NAME)
+    # Half-precision files (save_pretrained(dtype=...)) are upcast: the model always computes in float32.
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in read_safetensors(folder / WEIGHTS_NAME).items()}
+    load_state(encoder, state, folder / WEIGHTS_NAME)
     encoder.metadata = dict(config.get("metadata") or {})
     return encoder
 

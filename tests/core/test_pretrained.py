@@ -127,3 +127,25 @@ def test_hub_id_offline_says_so():
     # tests/conftest.py sets HF_HUB_OFFLINE=1.
     with pytest.raises(RuntimeError, match=r"offline \(HF_HUB_OFFLINE=1 is set\).*pass that folder"):
         PixelEncoder.from_pretrained("no-such-owner/no-such-model")
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float16", 1e-3), ("bfloat16", 5e-3)])
+def test_half_precision_save_matches_float32(tmp_path, dtype, tolerance):
+    # Unit-length embeddings of the half-precision copy are within `tolerance` of the float32 model's
+    # (measured 1e-4 / 1e-3; the bundled default, stored as float16, moved 7e-5 when converted).
+    enc = tiny_encoder(seed=2, patches_per_token=3)
+    enc.save_pretrained(tmp_path / dtype, dtype=dtype)
+    stored = load_file(tmp_path / dtype / "model.safetensors")
+    assert {v.dtype for v in stored.values()} == {getattr(torch, dtype)}
+    loaded = PixelEncoder.from_pretrained(tmp_path / dtype)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())   # upcast on load
+    np.testing.assert_allclose(loaded.encode(SENTENCES), enc.encode(SENTENCES), atol=tolerance)
+    with pytest.raises(ValueError, match="dtype='int8'.*float16"):
+        enc.save_pretrained(tmp_path / "bad", dtype="int8")
+
+
+def test_bundled_default_is_stored_in_float16():
+    # Half the bytes, so the working tree fits a GPU node's 64 MiB (make device-pack).
+    from pixelrep.pretrained import DEFAULT_DIR
+
+    assert {v.dtype for v in load_file(DEFAULT_DIR / "model.safetensors").values()} == {torch.float16}
