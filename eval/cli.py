@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from pixelrep.cli import positive_int
+from pixelrep.eval.suites import SUITE_CHOICES
 
 
 def register(commands, bench_commands) -> None:
@@ -16,8 +17,8 @@ def register(commands, bench_commands) -> None:
                     "table and writes results.json, results.md and sts.png to --out.")
     sts.add_argument("--model", required=True,
                      help="pixelrep model: 'default', a checkpoint folder, or a hub id")
-    sts.add_argument("--suite", default="all",
-                     choices=("english", "stsb-multi", "crosslingual", "sts17", "robustness", "all"))
+    sts.add_argument("--suite", nargs="+", default=["all"], metavar="SUITE", choices=SUITE_CHOICES,
+                     help=f"one or more of {', '.join(SUITE_CHOICES)} (default: all)")
     sts.add_argument("--data-dir", default=None,
                      help="folder with DIR/stsb/{lang}/test.jsonl, DIR/sts12/*.jsonl, DIR/sickr/test.jsonl, "
                           "DIR/sts17/{pair}.jsonl (default: the Hugging Face hub)")
@@ -28,7 +29,8 @@ def register(commands, bench_commands) -> None:
     sts.add_argument("--no-bow", action="store_true",
                      help="leave out the bag-of-words baseline (cosine of word counts) reported beside every model")
     sts.add_argument("--batch-size", type=positive_int, default=64)
-    sts.add_argument("--limit", type=positive_int, default=None, help="only the first N pairs of each task (quick runs)")
+    sts.add_argument("--limit", type=positive_int, default=None,
+                     help="only N pairs of each task, evenly spread over it (quick runs)")
     sts.add_argument("--seed", type=int, default=0, help="seed of the robustness typos")
     sts.set_defaults(func=_run_sts)
 

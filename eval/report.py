@@ -54,7 +54,7 @@ def text_report(results: dict) -> str:
     """The table with a title line and what was skipped, as printed by `pixelrep eval sts`."""
     cfg = results["config"]
     title = (f"STS test sets, cosine similarity, Spearman x100 - data: {results['data_source']}"
-             + (f" - first {cfg['limit']} pairs per task" if cfg.get("limit") else ""))
+             + (f" - {cfg['limit']} pairs per task, evenly spread" if cfg.get("limit") else ""))
     parts = [title, "", markdown_table(results)]
     if results["skipped"]:
         parts += ["", "Skipped (data absent, not evaluated):"]

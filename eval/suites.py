@@ -200,7 +200,7 @@ def build_plan(suite: str | list[str], source: DataSource, limit: int | None = N
         except DataMissing as e:
             plan.missing.append(dict(suite=suite_name, task=task, reason=str(e)))
             return
-        plan.tasks.append(Task(suite_name, task, data.head(limit) if limit else data))
+        plan.tasks.append(Task(suite_name, task, data.spread(limit) if limit else data))
 
     def summarize(suite_name: str, name: str, tasks, kind: str = "mean"):
         plan.summaries.append(Summary(suite_name, name, tuple(tasks), kind))
@@ -240,7 +240,7 @@ def build_plan(suite: str | list[str], source: DataSource, limit: int | None = N
             except DataMissing as e:
                 plan.missing.append(dict(suite=s, task="all", reason=str(e)))
                 continue
-            clean = clean.head(limit) if limit else clean
+            clean = clean.spread(limit) if limit else clean
             plan.tasks.append(Task(s, "clean", clean))
             for rate in typo_rates:
                 plan.tasks.append(Task(s, typo_task(rate), add_typos_to_pairs(clean, rate, seed)))

@@ -183,3 +183,14 @@ def test_offline_mode_without_cached_data_names_the_fix_once(monkeypatch):
     assert message.startswith("no data for suite 'stsb-multi' from the hub: PhilipMay/stsb_multi_mt[de]:test could "
                               "not be loaded (ConnectionError: Couldn't reach") and "(and 10 more sets)" in message
     assert message.count("--data-dir ../shared/data/sts") == 1 and "\n" not in message
+
+
+def test_several_suites_in_one_run(sts_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("pixelrep.eval.models.load_model",
+                        lambda spec, default: (HashingEncoder(), dict(id=spec, kind=default, config={})))
+    args = _parse(["eval", "sts", "--model", "m", "--suite", "stsb-multi", "robustness", "--data-dir", str(sts_dir),
+                   "--out", str(tmp_path), "--no-bow"])
+    assert args.func(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["suites"] == ["stsb-multi", "robustness"]
+    assert {r["suite"] for r in results["models"][0]["results"]} == {"stsb-multi", "robustness"}

@@ -54,6 +54,9 @@ def test_limit_and_all(sts_dir):
     plan = build_plan("all", LocalSource(sts_dir), limit=3, typo_rates=())
     assert {t.suite for t in plan.tasks} == {"english", "stsb-multi", "crosslingual", "sts17", "robustness"}
     assert all(len(t.data) == 3 for t in plan.tasks)
+    # Spread over each set (its first rows are one genre): the first, middle and last of 8 STS-B rows.
+    stsb_en = next(t.data for t in plan.tasks if (t.suite, t.name) == ("stsb-multi", "en"))
+    assert list(stsb_en.rows) == [0, 4, 7] and stsb_en.score.tolist() == [4.8, 0.0, 5.0]
     with pytest.raises(ValueError, match="unknown suite 'englsh'"):
         expand_suites("englsh")
     with pytest.raises(FileNotFoundError, match="is not a folder"):
