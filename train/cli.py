@@ -20,6 +20,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the run folder's latest checkpoint (a fresh start when there is none)")
     parser.add_argument("--stop-after", type=int, default=None, metavar="N",
                         help="run at most N steps now, checkpoint and exit (continue later with --resume)")
+    parser.add_argument("--stop-after-seconds", type=float, default=None, metavar="S",
+                        help="wall-clock budget: the first step ending after S seconds is evaluated on dev, "
+                             "checkpointed and the last (best/ is the export; continue with --resume)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
 
@@ -35,7 +38,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     try:
         result = train(stage, args.output_dir or f"runs/{stage.name}", resume=args.resume,
-                       stop_after=args.stop_after, device=args.device)
+                       stop_after=args.stop_after, stop_after_seconds=args.stop_after_seconds, device=args.device)
     except TrainInterrupted as e:
         print(f"pixelrep train: {e}", file=sys.stderr)
         return 130  # the shell's code for "ended by Ctrl-C"
@@ -43,7 +46,8 @@ def run_train(args: argparse.Namespace) -> int:
         distributed.teardown()
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, from rank 0
         summary = dict(output_dir=str(result.output_dir), step=result.step, loss=result.last_loss,
-                       dev_spearman_before=result.initial_score, best_dev_spearman=result.best_score)
+                       dev_spearman_before=result.initial_score, best_dev_spearman=result.best_score,
+                       out_of_time=result.out_of_time)
         print(strict_json.dumps(summary))
     return 0
 

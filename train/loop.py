@@ -150,6 +150,7 @@ class TrainResult:
     best_score: float | None     # best dev Spearman x100
     initial_score: float | None  # dev Spearman x100 before training (fresh runs)
     last_loss: float | None      # mean loss of the last logged steps; None when no step ran
+    out_of_time: bool = False    # stopped by stop_after_seconds before max_steps
 
 
 class TrainInterrupted(Exception):
@@ -301,6 +302,18 @@ def _checkpoint_step(root: Path) -> int | None:
     return json.loads((latest / "state.json").read_text())["step"] if latest else None
 
 
+def _past(deadline: float | None, device: torch.device) -> bool:
+    """Whether the wall-clock budget is spent; under torchrun rank 0's clock decides for all ranks."""
+    if deadline is None:
+        return False
+    late = time.monotonic() >= deadline
+    if distributed.world_size() == 1:
+        return late
+    flag = torch.tensor(float(late), device=device)
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag)
+
+
 def cpu_threads_beside_workers(workers: int) -> int:
     """Torch threads for a CPU run: one core left to each rendering worker.
 
@@ -310,23 +323,27 @@ def cpu_threads_beside_workers(workers: int) -> int:
 
 
 def train(stage: StageConfig, output_dir: str | os.PathLike, *, resume: bool = False, stop_after: int | None = None,
-          device: str | None = None, show_progress: bool = True) -> TrainResult:
+          stop_after_seconds: float | None = None, device: str | None = None, show_progress: bool = True) -> TrainResult:
     """Run one stage into `output_dir`; under torchrun every rank calls this.
 
     resume: continue from the latest checkpoint in output_dir (a fresh start when there is none).
     stop_after: run at most this many steps now, checkpoint and return (for jobs with a time limit;
     continue later with resume=True).
+    stop_after_seconds: a wall-clock budget from the call on (fixed-time runs, e.g. a GPU lent for minutes):
+    the first step that ends past it is the last; it is evaluated on dev (so best/ has seen it) and
+    checkpointed, and the result says out_of_time. The learning-rate schedule still follows max_steps.
     Ctrl-C (single process) checkpoints the step in progress and raises TrainInterrupted.
     """
     threads = torch.get_num_threads()
     try:
-        return _train(stage, Path(output_dir), resume, stop_after, device, show_progress)
+        return _train(stage, Path(output_dir), resume, stop_after, stop_after_seconds, device, show_progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, device: str | None,
-           show_progress: bool) -> TrainResult:
+def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, stop_after_seconds: float | None,
+           device: str | None, show_progress: bool) -> TrainResult:
+    deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
     info = distributed.setup(device)
     if info.device.type == "cpu":
         torch.set_num_threads(cpu_threads_beside_workers(stage.workers))
@@ -461,8 +478,9 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
             positions[name] = [epoch + 1, 0] if in_epoch + 1 == len(plans[name]) else [epoch, in_epoch + 1]
             if bar is not None:
                 bar.update(1)
+            out_of_time = _past(deadline, info.device)
 
-            if step % stage.log_every == 0 or step == end:
+            if step % stage.log_every == 0 or step == end or out_of_time:
                 n = window["steps"]
                 last_loss = float(distributed.all_reduce_mean(window["loss"])) / n
                 elapsed = time.perf_counter() - window["start"]
@@ -474,7 +492,8 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                 window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
 
             paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
-            if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total):
+            if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total
+                                          or out_of_time):
                 if info.is_main:
                     score = _evaluate(model.encoder, dev, info.device)
                     if score > best_score:
@@ -484,11 +503,12 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                     if bar is not None:
                         bar.write(f"step {step}: dev Spearman {score:.2f} (best {best_score:.2f} at step {best_step})")
                 distributed.barrier()
-            if (stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end or stop.requested:
+            if ((stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end or stop.requested
+                    or out_of_time):
                 state = dict(positions=positions, best_score=best_score, best_step=best_step, initial_score=initial_score)
                 checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.keep_checkpoints)
             window["start"] += time.perf_counter() - paused
-            if stop.requested:
+            if stop.requested or out_of_time:
                 break
     loaders.clear()
     if bar is not None:
@@ -501,4 +521,5 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
         raise TrainInterrupted(step)
     return TrainResult(output_dir=out, step=step, final_dir=out / "final",
                        best_dir=out / "best" if stage.dev is not None else None,
-                       best_score=best_score, initial_score=initial_score, last_loss=last_loss)
+                       best_score=best_score, initial_score=initial_score, last_loss=last_loss,
+                       out_of_time=step < end and not stop.requested)

@@ -94,3 +94,11 @@ def test_logs_and_checkpoints_are_strict_json_when_the_loss_is_nan(tmp_path, mon
     records = [_strict(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert records and all(r["loss"] is None and r["grad_norm"] is None for r in records)
     _strict((tmp_path / "run" / "checkpoints" / "step-00000008" / "state.json").read_text())
+
+
+def test_stop_after_seconds_ends_the_run_early_and_says_so(tmp_path, monkeypatch, capsys):
+    stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"))
+    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name: stage)
+    assert main(["train", "tiny", "--output-dir", str(tmp_path / "run"), "--stop-after-seconds", "0"]) == 0
+    summary = _strict(capsys.readouterr().out)
+    assert summary["step"] == 1 and summary["out_of_time"] is True

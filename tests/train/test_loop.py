@@ -70,6 +70,24 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert [r["loss"] for r in logs[1]] == pytest.approx([r["loss"] for r in logs[0]], abs=1e-6)
 
 
+def test_time_budget_stops_with_an_evaluated_checkpoint(tmp_path):
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    dev = tmp_path / "dev.jsonl"
+    rows = [json.loads(line) for line in data.read_text().splitlines()][:20]
+    dev.write_text("".join(json.dumps({"sentence1": r["en"], "sentence2": r["xx"], "score": i % 6})
+                           + "\n" for i, r in enumerate(rows)))
+    # A budget of 0 s: the first step is the last, evaluated so best/ has seen it, and checkpointed.
+    result = train(tiny_stage(data, dev=str(dev)), tmp_path / "run", stop_after_seconds=0, show_progress=False)
+    assert result.step == 1 and result.out_of_time and not (tmp_path / "run" / "final").exists()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "dev_spearman" in r] == [0, 1] and result.last_loss is not None
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step-00000001"
+    # The run continues from there; with time to spare it ends as usual.
+    result = train(tiny_stage(data, dev=str(dev)), tmp_path / "run", resume=True, stop_after_seconds=600,
+                   show_progress=False)
+    assert result.step == 8 and not result.out_of_time and (tmp_path / "run" / "final").is_dir()
+
+
 def test_next_stage_starts_from_the_previous_one(tmp_path):
     data = write_pairs(tmp_path / "pairs.jsonl")
     first = train(tiny_stage(data, optim=OptimConfig(max_steps=2, batch_size=8)), tmp_path / "a", show_progress=False)
