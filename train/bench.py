@@ -64,8 +64,10 @@ def _timm_model(model_config: ModelConfig) -> nn.Module:
 
 def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int | None = None, steps: int = 20,
                 repeats: int = 5, workers: int | None = None, max_patches: int = 64, data: str | None = None,
-                bf16: bool = True, compile: bool = False, bucket_batches: int = 64) -> dict:
-    """Measure and return one JSON-ready dict (see module doc). bucket_batches=1 turns length bucketing off."""
+                bf16: bool = True, compile: bool = False, bucket_batches: int = 64, config: str | None = None) -> dict:
+    """Measure and return one JSON-ready dict (see module doc). bucket_batches=1 turns length bucketing off.
+    config: a stage config (name or file, as `pixelrep train` takes) whose model and render configs are
+    measured instead of the preset's (e.g. "default": the bundled model's shape, word-aligned rendering)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = dev.type == "cuda"
     batch_size = batch_size or (512 if on_gpu else 64)
@@ -74,8 +76,17 @@ def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int
     threads = torch.get_num_threads()
     if not on_gpu:
         torch.set_num_threads(cpu_threads_beside_workers(workers))  # as training does
-    render = RenderConfig(max_patches=max_patches)
-    model_config = ModelConfig.from_preset(preset, max_patches=max_patches)
+    if config is not None:
+        from pixelrep.train.config import load_stage
+
+        stage = load_stage(config)
+        if stage.model is None or stage.render is None:
+            raise ValueError(f"config {config!r} takes its model from init_from; bench a preset instead (--preset)")
+        preset, model_config, render = f"config:{stage.name}", stage.model, stage.render
+        max_patches = render.max_patches
+    else:
+        render = RenderConfig(max_patches=max_patches)
+        model_config = ModelConfig.from_preset(preset, max_patches=max_patches)
     # Real text: STS-B English training pairs (sentence1 <-> sentence2) as plain sentence pairs.
     data_config = DataConfig(sources=data or data_path("sts/stsb/en/train.jsonl"), pairs="multilingual",
                              columns={"source": "sentence1", "target": "sentence2"})

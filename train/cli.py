@@ -12,7 +12,8 @@ from pixelrep import strict_json
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by `pixelrep train` and `torchrun -m pixelrep.train`."""
     parser.add_argument("config", help="a config in pixelrep/train/configs (smoke, visual, topical, reasoning, "
-                                       "multilingual, leapfrog, ...) or the path of a .py file with get_config()")
+                                       "multilingual, leapfrog, ...), the path of a .py file with get_config(), "
+                                       "or a resolved config .json (a run's config.json)")
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set optim.lr=3e-5 data.split='train[:1000]'")
     parser.add_argument("--output-dir", default=None, help="run folder (default: runs/<stage name>)")
@@ -57,7 +58,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
     result = bench_train(preset=args.preset, device=args.device, batch_size=args.batch_size, steps=args.steps,
                          repeats=args.repeats, workers=args.workers, max_patches=args.max_patches,
-                         data=args.data, bf16=not args.fp32, compile=args.compile, bucket_batches=args.bucket_batches)
+                         data=args.data, bf16=not args.fp32, compile=args.compile, bucket_batches=args.bucket_batches,
+                         config=args.config)
     if args.json:
         print(strict_json.dumps(result))
     else:
@@ -74,6 +76,8 @@ def register(commands, bench_commands) -> None:
     bench = bench_commands.add_parser("train", help="training pairs/s: model only vs end to end, TFLOP/s")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--preset", default="tiny", help="model preset (tiny, small, base)")
+    bench.add_argument("--config", default=None,
+                       help="measure a stage config's model and render shape instead (e.g. default)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     bench.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 64 on CPU, 512 on GPU)")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per run")

@@ -189,10 +189,16 @@ def data_path(*parts: str) -> str:
 
 
 def load_stage(name_or_path: str) -> StageConfig:
-    """A config by name (a module in pixelrep.train.configs) or by path to a .py file with get_config()."""
+    """A config by name (a module in pixelrep.train.configs), by path to a .py file with get_config(), or
+    by path to a resolved config .json (a run folder's config.json; make device-pack's recipe.json)."""
     import importlib
     import importlib.util
 
+    if name_or_path.endswith(".json"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        return from_dict(json.loads(path.read_text(encoding="utf-8")))
     if name_or_path.endswith(".py"):
         path = Path(name_or_path)
         if not path.is_file():

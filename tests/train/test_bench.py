@@ -43,3 +43,20 @@ def test_bench_runs_and_reports(tmp_path):
     assert result["ratio_end_to_end_vs_model_only"] == pytest.approx(
         result["end_to_end_pairs_per_s"] / result["model_only_pairs_per_s"], rel=0.01)
     assert 1 <= result["mean_patches"] <= result["mean_padded_patches"] <= 16
+
+
+def test_bench_measures_a_stage_configs_shape(tmp_path):
+    # --config: the model and render configs of a stage (here a run's config.json), not a preset's.
+    from pixelrep.train.config import save_json
+    from tests.train.helpers import tiny_stage, write_pairs
+
+    stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"), model=ModelConfig.from_preset("tiny", max_patches=24,
+                                                                                            patches_per_token=3),
+                       render=RenderConfig(max_patches=24, word_align=3))
+    save_json(stage, tmp_path / "config.json")
+    path = tmp_path / "sts.jsonl"
+    s = sentences(40)
+    path.write_text("".join(json.dumps({"sentence1": a, "sentence2": b}) + "\n" for a, b in zip(s[:20], s[20:])))
+    result = bench_train(config=str(tmp_path / "config.json"), device="cpu", batch_size=8, steps=1, repeats=1,
+                         workers=0, data=str(path))
+    assert result["preset"] == "config:tiny" and result["max_patches"] == 24 and result["end_to_end_pairs_per_s"] > 0
