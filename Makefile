@@ -13,7 +13,7 @@ install:
 	$(PYTHON) -m pip install -q -e ".[extras]"
 
 install-test: install
-	$(PYTHON) -m pip install -q -e ".[test,extras]"
+	$(PYTHON) -m pip install -q -e ".[test,extras,train]"
 
 # Main job: render an example, encode with the bundled default model, evaluate every STS suite.
 demo: install
