@@ -24,8 +24,9 @@ def register(commands, bench_commands) -> None:
                           "DIR/sts17/{pair}.jsonl (default: the Hugging Face hub)")
     sts.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
     sts.add_argument("--baseline", nargs="+", default=[], metavar="PATH_OR_ID",
-                     help="models to compare: 'minilm' (bundled all-MiniLM-L6-v2), a sentence-transformers "
-                          "folder or hub id; 'bow' (word matching) is always added unless --no-bow")
+                     help="models to compare: 'minilm' (bundled all-MiniLM-L6-v2), 'use-m3' (the multilingual USE "
+                          "teacher, the train extra), a sentence-transformers folder or hub id; 'bow' (word "
+                          "matching) is always added unless --no-bow")
     sts.add_argument("--no-bow", action="store_true",
                      help="leave out the bag-of-words baseline (cosine of word counts) reported beside every model")
     sts.add_argument("--batch-size", type=positive_int, default=64)
