@@ -14,9 +14,10 @@ from pixelrep.render import Renderer, RenderConfig
 from pixelrep.teacher import (ALIGN_CONFIG, AlignedPixelEncoder, LanguageModel, UniversalSentenceEncoder,
                               load_teacher)
 from pixelrep.train.align import AlignConfig, AlignmentHeads
-from pixelrep.train.config import apply_overrides
+from pixelrep.train.config import OptimConfig, apply_overrides
+from pixelrep.train.loop import train
 from tests.core.helpers import tiny_encoder
-from tests.train.helpers import sentences, tiny_lm, tiny_stage
+from tests.train.helpers import sentences, tiny_lm, tiny_stage, write_pairs
 
 PARALLEL = [  # (English, translation); every translation should sit nearer its own English than any other
     ("A man is playing a guitar.", "Ein Mann spielt Gitarre."),
@@ -167,3 +168,17 @@ def test_eval_baseline_is_the_teacher():
     assert info["kind"] == "teacher" and info["config"]["class"].endswith("UniversalSentenceEncoder")
     emb = model.encode(["A man plays guitar.", "Ein Mann spielt Gitarre."], batch_size=16)
     assert isinstance(emb, np.ndarray) and emb.shape == (2, 512)
+
+
+def test_a_stage_trains_with_two_teachers(tmp_path):
+    """Through the training loop: both sentence terms logged, both projectors saved, the exported space named."""
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    align = AlignConfig(lm=(tiny_lm(tmp_path / "lm"), "use-m3"), token_weight=0.1, cache_dir=str(tmp_path / "cache"))
+    stage = tiny_stage(data, align=align, contrastive_weight=0.0, optim=OptimConfig(lr=2e-3, max_steps=2, batch_size=8))
+    train(stage, tmp_path / "run", show_progress=False)
+    last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert {"loss_align_token", "loss_align_sentence_lm", "loss_align_sentence_use", "loss_align_cross"} <= last.keys()
+    saved = json.loads((tmp_path / "run" / "final" / ALIGN_CONFIG).read_text())
+    assert saved["teachers"] == [str(tmp_path / "lm"), "use-m3"] and set(saved["heads"]) == {"token", "sentence", "sentence_use"}
+    aligned = AlignedPixelEncoder.from_pretrained(tmp_path / "run" / "final", teacher="use-m3")
+    assert aligned.encode(["a red dog runs"]).shape == (1, 512)
