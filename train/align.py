@@ -182,6 +182,14 @@ def group_infonce(emb: torch.Tensor, keys: torch.Tensor, temperature: float, ran
     return loss.sum() * ranks.world / anchors_everywhere.clamp_min(1)
 
 
+def _head_owners(teachers: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Projector name -> (term, teacher key): the first teacher's projectors are "token" and "sentence",
+    the others' "sentence_<key>"."""
+    keys = [teacher_key(t) for t in teachers]
+    return {"token": ("token", keys[0]), "sentence": ("sentence", keys[0]),
+            **{f"sentence_{k}": ("sentence", k) for k in keys[1:]}}
+
+
 class AlignmentHeads(nn.Module):
     """Projectors from the pixel encoder into teachers' spaces, and their losses.
 
@@ -311,14 +319,18 @@ class AlignmentHeads(nn.Module):
 
     def load_pretrained(self, folder: str | os.PathLike) -> list[str]:
         """Load the projectors saved by save_pretrained (e.g. to carry them into the next stage); returns the
-        names loaded. A projector this config has but the folder lacks (a term switched on now) stays fresh."""
+        names loaded. Projectors are matched by teacher, so a stage may add, drop or reorder teachers; a
+        projector this config has but the folder lacks (a term or teacher switched on now) stays fresh."""
         saved, config = load_align_head(folder)
         if config["projector"] != self.config.projector:
             raise ValueError(f"{folder} holds {config['projector']!r} projectors; this config wants "
                              f"{self.config.projector!r} (set align.projector to match, or start the heads fresh)")
+        saved_owners = _head_owners(config.get("teachers") or [config["lm"]])
+        source = {owner: name for name, owner in saved_owners.items() if name in saved}
+        owners = _head_owners(self.config.teachers)
         loaded = []
         for name, module in self._projectors().items():
-            if name in saved:
-                module.load_state_dict(saved[name].state_dict())
+            if owners[name] in source:
+                module.load_state_dict(saved[source[owners[name]]].state_dict())
                 loaded.append(name)
         return loaded

@@ -146,6 +146,11 @@ def test_two_teachers_losses_and_round_trip(use, bert, strips, tmp_path):
     assert fresh.load_pretrained(tmp_path) == ["token", "sentence", "sentence_use"]
     for k, v in heads.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[k], v)
+    # A next stage may reorder or drop teachers: projectors follow their teacher, the token one the first.
+    swapped = AlignmentHeads(AlignConfig(lm=("use-m3", "minilm"), token_weight=0), width=64, lm=[use, bert])
+    assert swapped.load_pretrained(tmp_path) == ["sentence", "sentence_minilm"]
+    torch.testing.assert_close(swapped.sentence_proj.weight, heads.extra_sentence_proj["use"].weight)
+    torch.testing.assert_close(swapped.extra_sentence_proj["minilm"].weight, heads.sentence_proj.weight)
     # The exported model lives in the first teacher's space unless another is named.
     first = AlignedPixelEncoder.from_pretrained(tmp_path, encoder=enc)
     assert first.lm == "minilm" and first.encode(texts[:2]).shape == (2, 32)
