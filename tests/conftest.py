@@ -1,8 +1,10 @@
 """Test set-up: CPU only, no hub access, data from ../shared/data when present."""
 import os
 
-# Set before torch / transformers / datasets are imported anywhere in the suite.
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
+# Set before torch / transformers / datasets are imported anywhere in the suite. The GPU tests
+# (PIXELREP_TEST_GPU=1 pytest -m gpu, as scripts/device_run.sh runs them) keep the device.
+if os.environ.get("PIXELREP_TEST_GPU") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
