@@ -28,3 +28,10 @@ test: install-test
 # Slow tests too (real MiniLM, long training runs); GPU tests need a CUDA device.
 test-all: install-test
 	$(PYTHON) -m pytest -q -m "not gpu"
+
+# What a lent GPU node lacks, in the ignored .carry/: wheels (datasets, pytest), libfribidi, a training
+# shard of the default recipe and its teacher's vectors; prints the byte budget (working tree + .carry
+# <= 60 MiB of the node's 64) and fails when over. Then: scripts/device_run.sh (README, "Training on a GPU node").
+.PHONY: device-pack
+device-pack: install-test
+	$(PYTHON) scripts/device_pack.py --config default --data $(DATA) --out .carry
