@@ -19,6 +19,7 @@ import gzip
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,6 +145,7 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
     sets += [f"optim.max_steps={steps}", f"optim.warmup_steps={warmup}", f"eval_every={every}",
              f"checkpoint_every={every}"]
     run_dir = work / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)   # a rerun trains afresh
     start = time.perf_counter()
     rc, stdout = run([sys.executable, "-m", "pixelrep", "train", str(carry / "recipe.json"), "--output-dir",
                       str(run_dir), "--device", device, "--stop-after-seconds", str(seconds), "--set", *sets])
@@ -190,7 +192,7 @@ def pack_model(work: Path, out: Path) -> dict:
                 t.add(work / "run" / name, arcname=f"run/{name}")
     data = tar.read_bytes()
     parts = [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
-    room = MAX_FILES - len(list(out.iterdir())) - 1   # device.json is rewritten, not added
+    room = MAX_FILES - len(list(out.iterdir()))   # the step JSON files are there already
     if len(parts) > room:
         return dict(ok=False, error=f"the model tar is {len(data) / 2**20:.1f} MiB: {len(parts)} parts, room for {room}")
     names = ["model.tar"] if len(parts) == 1 else [f"model.tar.{i:02d}" for i in range(len(parts))]
@@ -204,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="CPU, tiny shapes, a few steps (the dry run)")
     parser.add_argument("--carry", default=os.environ.get("CARRY", ".carry"))
     parser.add_argument("--out", default=os.environ.get("OUT"))
-    parser.add_argument("--work", default=None, help="scratch folder (default: CARRY/work)")
+    # Not inside the carry: the node replaces carried paths on every call, and a rerun (--only eval) needs the run.
+    parser.add_argument("--work", default="runs/device", help="scratch folder: the run, the exported model")
     parser.add_argument("--train-seconds", type=float, default=180.0, help="the training step's wall-clock budget")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--workers", type=int, default=12, help="rendering processes (the node has 16 cores)")
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     carry, out = Path(args.carry), Path(args.out)
     if not (carry / "recipe.json").is_file():
         parser.error(f"{carry}/recipe.json is missing: run `make device-pack` first (it builds {carry}/)")
-    work = Path(args.work) if args.work else carry / "work"
+    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 

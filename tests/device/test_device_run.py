@@ -66,7 +66,8 @@ def test_device_script_dry_run_writes_every_steps_json(packed):
     tmp, carry, _ = packed
     out = tmp / "out"
     env = {**os.environ, "OUT": str(out), "CARRY": str(carry)}
-    done = subprocess.run(["scripts/device_run.sh", "--tiny"], cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(["scripts/device_run.sh", "--tiny", "--work", str(tmp / "work")], cwd=REPO, env=env,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
     assert files == ["bench.json", "device.json", "eval.json", "gpu-tests.json", "model.tar", "train.json"]
