@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.environ.get("OUT"))
     # Not inside the carry: the node replaces carried paths on every call, and a rerun (--only eval) needs the run.
     parser.add_argument("--work", default="runs/device", help="scratch folder: the run, the exported model")
-    parser.add_argument("--train-seconds", type=float, default=180.0, help="the training step's wall-clock budget")
+    parser.add_argument("--train-seconds", type=float, default=150.0, help="the training step's wall-clock budget")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--workers", type=int, default=12, help="rendering processes (the node has 16 cores)")
     parser.add_argument("--only", default="gpu-tests,bench,train,eval",
