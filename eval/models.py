@@ -97,7 +97,16 @@ def load_model(spec: str, default: str = PIXEL):
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise RuntimeError(f"baseline {spec!r} needs sentence-transformers: pip install sentence-transformers") from None
-        model = SentenceTransformer(str(minilm_path() if spec == "minilm" else spec))
+        path = minilm_path() if spec == "minilm" else Path(spec)
+        fix = "pass a local sentence-transformers folder or 'minilm' (bundled)"
+        if not path.is_dir():  # a hub id: one short check, not minutes of retries, when the hub is out of reach
+            from pixelrep.hub import require_hub
+
+            require_hub(f"baseline {spec!r}", f"{fix}, or set HF_HUB_OFFLINE=1 to use the hub cache")
+        try:
+            model = SentenceTransformer(str(path))
+        except OSError as e:  # offline and not cached, or no such model: the library's message spans lines
+            raise RuntimeError(f"cannot load baseline {spec!r}: {str(e).splitlines()[0]}; {fix}") from None
     return model, dict(id=spec, kind=kind, config=describe_model(model))
 
 

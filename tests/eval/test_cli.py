@@ -194,3 +194,31 @@ def test_several_suites_in_one_run(sts_dir, tmp_path, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["suites"] == ["stsb-multi", "robustness"]
     assert {r["suite"] for r in results["models"][0]["results"]} == {"stsb-multi", "robustness"}
+
+
+def test_unreachable_hub_baseline_fails_in_seconds(no_network, sts_dir, tmp_path, monkeypatch, capsys):
+    import sentence_transformers
+
+    from pixelrep.cli import main
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", lambda *a, **k: pytest.fail("the hub was retried"))
+    assert main(["eval", "sts", "--model", "default", "--baseline", "someone/st-model", "--data-dir", str(sts_dir),
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("pixelrep eval: error: cannot load baseline 'someone/st-model': the Hugging Face hub")
+
+
+def test_uncached_baseline_in_offline_mode_is_one_line(monkeypatch):
+    import sentence_transformers
+
+    from pixelrep.eval.models import load_model
+
+    def not_cached(name, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your connection.")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", not_cached)
+    with pytest.raises(RuntimeError, match=r"^cannot load baseline 'someone/st-model': We couldn't connect to "
+                                           r"'https://huggingface.co' to load the files.; pass a local") as error:
+        load_model("someone/st-model", default=SENTENCE_TRANSFORMERS)
+    assert "\n" not in str(error.value)
