@@ -28,7 +28,7 @@ TEACHER = "teacher"
 
 
 class BagOfWords:
-    """Word-count vectors: cosine = plain word matching. Lower-cased words (\w+, any script) are hashed
+    """Word-count vectors: cosine = plain word matching. Lower-cased words (regex \\w+, any script) are hashed
     (crc32) into `dim` buckets so vectors from separate encode() calls share one space; at 4,096
     buckets STS-B en test scores as with exact counts (49.4 both)."""
 

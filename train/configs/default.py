@@ -1,24 +1,32 @@
-"""The bundled default model: all-MiniLM-L6-v2 distilled into a small pixel encoder, sized for a CPU.
+"""The bundled default model: a word-aligned pixel encoder distilled from the multilingual Universal
+Sentence Encoder (USE-m3), sized for a CPU.
 
-One leapfrog stage from random weights, teacher-distillation losses only, alternating blocks of
-- visual pairs: an English sentence and its typo'd view (10% of letters), both pulled to the teacher's
-  embedding of the clean sentence: the teacher's meaning, read robustly from pixels;
+Why this recipe (docs/study.md has the measurements): a pixel model that sees each word in its own
+cells (RenderConfig.word_align) gets the same token pixels for the same word wherever it stands, and
+the teacher's vectors of single words, averaged with frequency weights, already score STS-B en dev
+77.6 (USE) / 78.9 (MiniLM), where plain word matching scores 47. So the model first has to learn a
+visual lexicon (word image -> teacher vector, robust to typos) and then how words weigh and combine.
+One leapfrog stage from random weights, distillation losses only, alternating blocks of
+- visual texts: frequent words of 11 languages (the lexicon) mixed with English sentences, each
+  rendered clean and with 10% typos, both pulled (batch InfoNCE) to the teacher's vector of the clean
+  text; length bucketing puts words with words and sentences with sentences, so a word batch is cheap;
 - multilingual pairs: a sentence and its translation (10 languages), both pulled to the teacher's
-  embedding of the English side (Reimers & Gurevych 2020), and to each other;
-with the CG-VLM token term at a small weight. Model selection on STS-B en dev.
+  vector of the English side (Reimers & Gurevych 2020), and to each other.
+Pooling is learned per token ("weighted"), so frequent words can count less, as SIF weighting does.
+Model selection on a dev mix of STS-B en dev and en-{de,es,fr,it,nl} dev pairs.
 
-The sentence-level training files are derived from ../shared/data on first use (prepare_data):
-the parallel data are aligned paragraphs, and a 64-patch strip shows only the start of a paragraph
-while the teacher would read all of it, so paragraphs are split into sentences and kept where both
-sides split into the same number of sentences.
+The training files are derived from ../shared/data on first use (prepare_data). The parallel data
+are aligned paragraphs, so paragraphs are split into sentences and kept where both sides split into
+the same number of sentences.
 
 After training, `python -m pixelrep.train.configs.default --export RUN_DIR/best DEST` folds the
 linear sentence projector into the encoder's own projection, so `encode()` returns vectors in the
-teacher's 384-d space.
+teacher's 512-d space.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import gzip
 import json
 import os
@@ -34,85 +42,123 @@ from pixelrep.train.config import DataConfig, OptimConfig, StageConfig, data_pat
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
 PAIRS_PER_LANGUAGE = 12_000
-CORPUS_SENTENCES = 20_000
+CORPUS_SENTENCES = 40_000
+# The lexicon: the most frequent space-separated words (punctuation kept, as in running text) of the
+# English corpus and of each spaced language's monolingual corpus.
+LEXICON_EN, LEXICON_PER_LANGUAGE = 30_000, 5_000
+LEXICON_LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "tr", "ar")
+DEV_CROSS_LANGUAGES = ("de", "es", "fr", "it", "nl")
+# Training sentences of STS length (STS-B averages 58 characters): a CPU step costs what its longest
+# strip costs, and longer texts teach the teacher's meaning no better.
+MAX_CHARS = 120
 DERIVED = Path(os.environ.get("PIXELREP_RUNS", "runs")) / "default-data"
 
 # A sentence ends at . ! ? (or their CJK forms) followed by space/end and, in spaced scripts, a capital.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\sa-z])|(?<=[。！？])")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
-def prepare_data(out: Path = DERIVED, seed: int = 0) -> tuple[str, tuple[str, ...]]:
-    """Write english.jsonl ({"text"}) and en-xx.tsv sentence pairs under `out` (once); return their paths."""
+def _lines(path: str, limit: int | None = None):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if limit is not None and i >= limit:
+                return
+            yield line.rstrip("\n")
+
+
+def _frequent_words(sentences, n: int) -> list[str]:
+    """The n most frequent space-separated words with a letter (punctuation kept: "guitar." as written)."""
+    counts = collections.Counter(w for s in sentences for w in s.split(" ") if len(w) <= 24 and _LETTER.search(w))
+    return [w for w, _ in counts.most_common(n)]
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+
+
+def prepare_data(out: Path = DERIVED, seed: int = 0) -> dict:
+    """Write the recipe's files under `out` (once) and return their paths: english.jsonl and
+    lexicon.jsonl ({"text"}), en-xx.tsv sentence pairs, dev-mix.jsonl (STS pairs)."""
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    english_path = out / "english.jsonl"
-    parallel_paths = tuple(out / f"en-{lang}.tsv" for lang in LANGUAGES)
-    english: set[str] = set()
-    for path in parallel_paths:
+    paths = dict(english=out / "english.jsonl", lexicon=out / "lexicon.jsonl", dev=out / "dev-mix.jsonl",
+                 parallel=tuple(out / f"en-{lang}.tsv" for lang in LANGUAGES))
+    for path in paths["parallel"]:
         if path.exists():
             continue
         lang = path.stem.split("-")[1]
         pairs, seen = [], set()
-        with gzip.open(data_path(f"parallel/en-{lang}.tsv.gz"), "rt", encoding="utf-8") as f:
-            next(f)  # header
-            for line in f:
-                cols = line.rstrip("\n").split("\t")
-                if len(cols) != 2:
-                    continue
-                en, xx = split_sentences(cols[0]), split_sentences(cols[1])
-                if len(en) != len(xx):
-                    continue
-                for a, b in zip(en, xx):
-                    if 15 <= len(a) <= 160 and 5 <= len(b) <= 200 and a not in seen:
-                        seen.add(a)
-                        pairs.append((a, b))
+        # Debian descriptions first, then LibreOffice help and UI strings (they fill nl, es, pt).
+        files = [data_path(f"parallel/en-{lang}{kind}.tsv.gz") for kind in ("", ".help", ".ui")]
+        for line in (line for file in files if os.path.exists(file) for line in _lines(file)):
+            cols = line.split("\t")
+            if len(cols) != 2 or cols == ["en", lang]:
+                continue
+            en, xx = split_sentences(cols[0]), split_sentences(cols[1])
+            if len(en) != len(xx):
+                continue
+            for a, b in zip(en, xx):
+                if 15 <= len(a) <= MAX_CHARS and 5 <= len(b) <= MAX_CHARS * 5 // 4 and a not in seen:
+                    seen.add(a)
+                    pairs.append((a, b))
         rng.shuffle(pairs)
         atomic_write_bytes(path, "".join([f"en\t{lang}\n"] + [f"{a}\t{b}\n" for a, b in pairs[:PAIRS_PER_LANGUAGE]]).encode())
-    if not english_path.exists():
-        with open(data_path("sts/stsb/en/train.jsonl"), encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                english.update((row["sentence1"], row["sentence2"]))
-        with open(data_path("nli/sick-train.jsonl"), encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                english.update((row["premise"], row["hypothesis"]))
-        corpus = []
-        with gzip.open(data_path("corpus/debian-descriptions-en.jsonl.gz"), "rt", encoding="utf-8") as f:
-            for line in f:
-                doc = json.loads(line)
-                for paragraph in doc["paragraphs"][:1]:
-                    corpus += [s for s in split_sentences(paragraph)[:2] if 20 <= len(s) <= 160]
-        rng.shuffle(corpus)
-        english.update(corpus[:CORPUS_SENTENCES])
-        atomic_write_bytes(english_path, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in sorted(english)).encode())
-    return str(english_path), tuple(map(str, parallel_paths))
+    if not paths["english"].exists():
+        english: set[str] = set()
+        for line in open(data_path("sts/stsb/en/train.jsonl"), encoding="utf-8"):
+            row = json.loads(line)
+            english.update((row["sentence1"], row["sentence2"]))
+        for line in open(data_path("nli/sick-train.jsonl"), encoding="utf-8"):
+            row = json.loads(line)
+            english.update((row["premise"], row["hypothesis"]))
+        # The corpus file is shuffled already: its head is a random sample.
+        english.update(s for s in _lines(data_path("corpus/english-sentences.txt.gz"), CORPUS_SENTENCES)
+                       if len(s) <= MAX_CHARS)
+        _write_jsonl(paths["english"], ({"text": t} for t in sorted(english)))
+    if not paths["lexicon"].exists():
+        words = _frequent_words(_lines(data_path("corpus/english-sentences.txt.gz"), 300_000), LEXICON_EN)
+        for lang in LEXICON_LANGUAGES:
+            words += _frequent_words(_lines(data_path(f"corpus/sentences-{lang}.txt.gz")), LEXICON_PER_LANGUAGE)
+        _write_jsonl(paths["lexicon"], ({"text": w} for w in dict.fromkeys(words)))
+    if not paths["dev"].exists():
+        # Selection sees both goals: STS-B en dev pairs, and the same pairs across languages (sentence1
+        # in English, sentence2 in X), 200 rows per language from the part the English rows do not use.
+        def dev(lang):
+            return [json.loads(line) for line in open(data_path(f"sts/stsb/{lang}/dev.jsonl"), encoding="utf-8")]
+        en = dev("en")
+        rows = en[:500]
+        for k, lang in enumerate(DEV_CROSS_LANGUAGES):
+            other = dev(lang)
+            rows += [dict(sentence1=en[i]["sentence1"], sentence2=other[i]["sentence2"], score=en[i]["score"])
+                     for i in range(500 + 200 * k, 700 + 200 * k)]
+        _write_jsonl(paths["dev"], rows)
+    return {k: str(v) if isinstance(v, Path) else tuple(map(str, v)) for k, v in paths.items()}
 
 
 def get_config() -> StageConfig:
-    english, parallel = prepare_data()
+    data = prepare_data()
     return StageConfig(
         name="default",
-        # Three patches per token (as the `small` preset): a third of the positions, so 3x cheaper
-        # to run, and at equal steps its training loss was lower than one patch per token's.
-        model=ModelConfig(width=256, depth=6, heads=4, mlp_ratio=4.0, max_patches=64, patches_per_token=3),
-        render=RenderConfig(max_patches=64),
-        data=DataConfig(sources=(english,), pairs="visual", typo_rate=0.1),
-        leapfrog_with=DataConfig(sources=parallel, pairs="multilingual", columns={"source": "en"}),
+        # Three patches per token (as the `small` preset), and words aligned to those tokens.
+        # Positions for 512 patches, so paragraphs are read whole; STS-length text needs ~45.
+        model=ModelConfig(width=256, depth=4, heads=4, mlp_ratio=4.0, max_patches=512, patches_per_token=3,
+                          pooling="weighted"),
+        render=RenderConfig(max_patches=512, word_align=3),
+        data=DataConfig(sources=(data["english"], data["lexicon"]), pairs="visual", typo_rate=0.1),
+        leapfrog_with=DataConfig(sources=data["parallel"], pairs="multilingual", columns={"source": "en"}),
         leapfrog_every=100,
         # Distillation only: a pair InfoNCE between a sentence and its typo'd view is solved by matching
         # pixels and pulled STS-B dev below zero in a first run; the teacher's meaning is the signal here.
         contrastive_weight=0.0,
-        align=AlignConfig(token_weight=0.1, sentence_weight=1.0, sentence_loss="infonce", cross_weight=0.2,
-                          projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
+        align=AlignConfig(lm="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
+                          cross_weight=0.2, projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
         optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=4000,
                           batch_size=64),
-        dev=data_path("sts/stsb/en/dev.jsonl"),
-        dev_limit=500,
+        dev=data["dev"],
         eval_every=250,
         checkpoint_every=100,
         workers=1,
@@ -125,10 +171,12 @@ def export(run_model: str, destination: str) -> None:
     from pixelrep.teacher import AlignedPixelEncoder
 
     encoder = AlignedPixelEncoder.from_pretrained(run_model).to_pixel_encoder()
-    encoder.save_pretrained(destination, metadata={
+    # float16 on disk: half the bytes in git and on GPU nodes; encode() computes in float32.
+    encoder.save_pretrained(destination, dtype="float16", metadata={
+        **encoder.metadata,
         "trained": True,
-        "description": "pixelrep default: all-MiniLM-L6-v2 distilled into a 6-layer pixel encoder "
-                       "(train/configs/default.py); vectors live in MiniLM's 384-d space",
+        "description": "pixelrep default: the multilingual Universal Sentence Encoder distilled into a 4-layer "
+                       "word-aligned pixel encoder (train/configs/default.py); vectors live in USE-m3's 512-d space",
         "recipe": "pixelrep train default; python -m pixelrep.train.configs.default --export runs/default/best DEST",
     })
 

@@ -1,0 +1,130 @@
+"""The reading study (issue 11): which recipe makes a small pixel encoder read, at equal CPU budget.
+
+    python scripts/study_reading.py run ARM [--steps N] [--seed S]   # one arm, one CPU thread
+    python scripts/study_reading.py report                           # docs/study.md + docs/study.png
+
+Every arm is the bundled default's recipe (train/configs/default.py) with a few `--set` overrides,
+trained by the real CLI (`pixelrep train default`) into runs/study/ARM-sS with one thread and
+rendering in the same process, so two arms can run side by side on two cores. Selection uses dev
+data only: the recipe's dev mix (STS-B en dev rows 0-499 and en-{de,es,fr,it,nl} dev pairs), whose
+two parts the report also scores separately on the best checkpoint. Test splits are never read here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUNS = Path(os.environ.get("PIXELREP_RUNS", "runs")) / "study"
+DOCS = Path("docs")
+
+# name -> (what it tests, overrides of the default stage). Paths come from prepare_data().
+ARMS: dict[str, tuple[str, list[str]]] = {
+    "continuous": ("running text (PIXEL's rendering), English sentences + translations, mean pooling",
+                   ["render.word_align=0", "model.pooling=mean", "data.sources={english}"]),
+    "aligned": ("word-aligned rendering, otherwise as continuous",
+                ["model.pooling=mean", "data.sources={english}"]),
+    "aligned+lexicon": ("word-aligned, and 74k frequent words of 11 languages as texts of their own",
+                        ["model.pooling=mean"]),
+    "default": ("aligned+lexicon with learned weighted pooling (the recipe as shipped)", []),
+    "lexicon-only": ("words only (the lexicon, with typos), 256 a step: word image -> teacher vector",
+                     ["data.sources={lexicon}", "leapfrog_with=none", "leapfrog_every=0", "optim.batch_size=256"]),
+    "default-minilm": ("the recipe with all-MiniLM-L6-v2 (English only) as teacher instead of USE-m3",
+                       ["align.lm=sentence-transformers/all-MiniLM-L6-v2"]),
+    "default-lr2e-4": ("the recipe at a lower peak learning rate (keep the lexical signal)", ["optim.lr=2e-4"]),
+}
+
+
+def run_arm(arm: str, steps: int, seed: int, eval_every: int) -> Path:
+    from pixelrep.train.configs.default import prepare_data
+
+    data = prepare_data()
+    out = RUNS / f"{arm}-s{seed}"
+    overrides = [o.format(english=data["english"], lexicon=data["lexicon"]) for o in ARMS[arm][1]]
+    overrides += [f"optim.max_steps={steps}", f"seed={seed}", f"eval_every={eval_every}", "workers=0",
+                  f"checkpoint_every={eval_every}", f"optim.warmup_steps={min(100, steps // 10)}"]
+    if "leapfrog_every=0" not in overrides:
+        overrides.append(f"leapfrog_every={min(100, steps // 10)}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "pixelrep", "train", "default", "--output-dir", str(out),
+           "--resume", *[a for o in overrides for a in ("--set", o)]]
+    start = time.time()
+    subprocess.run(cmd, env=env, check=True)
+    (out / "study.json").write_text(json.dumps(dict(arm=arm, seed=seed, steps=steps, overrides=overrides,
+                                                    wall_s=round(time.time() - start))) + "\n")
+    return out
+
+
+def _dev_parts(model_dir: Path) -> dict:
+    """STS-B en dev (the 500 selection rows) and en-X dev Spearman of a saved model, separately."""
+    from pixelrep import PixelEncoder
+    from pixelrep.eval.data import load_sts_file
+    from pixelrep.eval.sts import evaluate_sts
+    from pixelrep.train.configs.default import prepare_data
+
+    dev = load_sts_file(prepare_data()["dev"])
+    enc = PixelEncoder.from_pretrained(str(model_dir))
+    parts = {"en": slice(0, 500), "en-X": slice(500, None)}
+    return {k: round(evaluate_sts(enc, dev.sentence1[s], dev.sentence2[s], dev.score[s])["spearman"], 1)
+            for k, s in parts.items()}
+
+
+def report() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, fig = [], plt.figure(figsize=(8, 4.5))
+    for folder in sorted(RUNS.glob("*-s*")):
+        log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()] \
+            if (folder / "log.jsonl").is_file() else []
+        config = json.loads((folder / "config.json").read_text())
+        curve = [(r["step"] * config["optim"]["batch_size"] / 1000, r["dev_spearman"]) for r in log if "dev_spearman" in r]
+        if not curve:
+            continue
+        meta = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
+        plt.plot(*zip(*curve), marker=".", label=folder.name)
+        best = max(curve, key=lambda c: c[1])
+        parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
+        rows.append((folder.name, ARMS.get(folder.name.rsplit("-s", 1)[0], ("?",))[0], curve[0][1], best[1],
+                     best[0], curve[-1][0], parts.get("en"), parts.get("en-X"), meta.get("wall_s")))
+    plt.xlabel("thousand texts seen (anchors; each also seen with typos)")
+    plt.ylabel("dev mix Spearman x100")
+    plt.axhline(47.2, color="grey", ls="--", lw=1)
+    plt.text(0, 48, "word matching (bag of words) on STS-B en dev", color="grey", fontsize=8)
+    plt.ylim(0, 100)
+    plt.legend(fontsize=7)
+    plt.title("Learning curves on 1 CPU thread per arm")
+    DOCS.mkdir(exist_ok=True)
+    fig.savefig(DOCS / "study.png", dpi=120, bbox_inches="tight")
+    lines = ["| arm | what | dev mix at 0 | best dev mix | at k texts | k texts run | STS-B en dev (best) | en-X dev (best) | wall s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join("" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v) for v in r) + " |"
+              for r in rows]
+    (DOCS / "study-table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("arm", choices=sorted(ARMS))
+    r.add_argument("--steps", type=int, default=1500)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--eval-every", type=int, default=100)
+    sub.add_parser("report")
+    args = parser.parse_args()
+    if args.command == "run":
+        run_arm(args.arm, args.steps, args.seed, args.eval_every)
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    main()
