@@ -134,7 +134,8 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
         steps, sets, device = 4, ["optim.batch_size=8", "workers=0", "compile=false", "log_every=1"], "cpu"
     else:
         # 70% of the measured end-to-end rate: dev evaluations, checkpoints, compilation and the
-        # alignment terms are not in the bench. The time budget stops the run if this is still too many.
+        # alignment terms are not in the bench. The time budget stops the run if this is still too many;
+        # without a bench (--only train) a guess of 2,000 pairs/s.
         rate = bench_runs.get("recipe", {}).get("end_to_end_pairs_per_s") or 2000.0
         steps = max(50, int(0.7 * rate * seconds / batch))
         sets, device = [f"optim.batch_size={batch}", f"workers={workers}", "precision=bf16", "compile=true",
@@ -153,7 +154,7 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()] \
         if (run_dir / "log.jsonl").is_file() else []
     rates = [r["pairs_per_s"] for r in log if "pairs_per_s" in r]
-    record = dict(ok=rc == 0, exit_code=rc, seconds=round(wall, 1), budget_seconds=seconds, sets=sets,
+    record = dict(ok=rc == 0, exit_code=rc, train_seconds=round(wall, 1), budget_seconds=seconds, sets=sets,
                   summary=last_json(stdout) if rc == 0 else None,
                   median_pairs_per_s=statistics.median(rates) if rates else None,
                   dev=[r for r in log if "dev_spearman" in r], last=log[-1] if log else None)
