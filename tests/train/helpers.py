@@ -3,6 +3,8 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
+import torch
 
 from pixelrep.config import ModelConfig
 from pixelrep.render import RenderConfig
@@ -63,3 +65,12 @@ def tiny_lm(folder) -> str:
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run ~50x slower with two threads on shared, busy cores; one thread, restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,6 +15,7 @@ from pixelrep.render import Renderer, RenderConfig
 from pixelrep.teacher import ALIGN_CONFIG, ALIGN_WEIGHTS, AlignedPixelEncoder, LanguageModel, load_align_head
 from pixelrep.train.align import AlignConfig, AlignmentHeads, clip_loss, group_infonce
 from tests.core.helpers import tiny_encoder
+from tests.train.helpers import one_thread  # noqa: F401  (autouse: one torch thread here)
 
 SENTENCES = [
     "a man is playing a guitar .", "a woman slices an onion .", "the cat sits on the mat .",
@@ -23,15 +24,6 @@ SENTENCES = [
     "an old man sleeps on a bench .", "the train leaves the station .", "a bird sings in a tree .",
 ]
 GERMAN = ["ein mann spielt gitarre .", "eine frau schneidet eine zwiebel .", "die katze sitzt auf der matte ."]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~50x slower with two threads on shared, busy cores; one thread, restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pixelrep.train.config import OptimConfig, apply_overrides
 from pixelrep.train.loop import train
 from tests.core.helpers import tiny_encoder
 from tests.train.helpers import sentences, tiny_lm, tiny_stage, write_pairs
+from tests.train.helpers import one_thread  # noqa: F401  (autouse: one torch thread here)
 
 PARALLEL = [  # (English, translation); every translation should sit nearer its own English than any other
     ("A man is playing a guitar.", "Ein Mann spielt Gitarre."),
@@ -25,15 +26,6 @@ PARALLEL = [  # (English, translation); every translation should sit nearer its 
     ("Where is the train station?", "Tren istasyonu nerede?"),
     ("I like to read books.", "أحب قراءة الكتب."),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~50x slower with two threads on shared, busy cores; one thread, restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
