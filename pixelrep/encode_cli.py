@@ -28,7 +28,8 @@ def register(commands, bench_commands) -> None:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--data-dir", default=None,
                        help="folder holding sts/stsb/en/test.jsonl (default: $PIXELREP_DATA or ../shared/data)")
-    bench.add_argument("--presets", nargs="+", default=["tiny", "small"], help="model presets to measure")
+    bench.add_argument("--presets", nargs="+", default=["tiny", "small", "default"],
+                       help="model presets (random weights) or models to load ('default', a folder) to measure")
     bench.add_argument("--runs", type=positive_int, default=3, help="timed runs per model (median reported)")
     bench.add_argument("--batch-size", type=positive_int, default=64)
     bench.add_argument("--device", default="cpu")

@@ -1,7 +1,8 @@
 """The reading study (issue 11): which recipe makes a small pixel encoder read, at equal CPU budget.
 
     python scripts/study_reading.py run ARM [--steps N] [--seed S]   # one arm, one CPU thread
-    python scripts/study_reading.py report                           # docs/study.md + docs/study.png
+    python scripts/study_reading.py report                           # docs/study-table.md + docs/study.png
+    python scripts/study_reading.py words [--teacher use-m3]         # what averaged teacher word vectors score
 
 Every arm is the bundled default's recipe (train/configs/default.py) with a few `--set` overrides,
 trained by the real CLI (`pixelrep train default`) into runs/study/ARM-sS with one thread and
@@ -110,6 +111,46 @@ def report() -> None:
     print("\n".join(lines))
 
 
+def word_average(teacher_name: str) -> dict:
+    """STS-B dev Spearman x100 of a bag of teacher word vectors: each space-separated word encoded alone,
+    averaged plainly or with SIF weights a / (a + p(word)) (Arora et al. 2017; p from 200k corpus
+    sentences). The ceiling of a model that only learns word image -> teacher vector, and how much
+    weighting words is worth."""
+    import collections
+    import gzip
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from pixelrep.eval.data import load_sts_file
+    from pixelrep.teacher import load_teacher
+    from pixelrep.train.config import data_path
+
+    counts = collections.Counter()
+    with gzip.open(data_path("corpus/english-sentences.txt.gz"), "rt", encoding="utf-8") as f:
+        for i, line in zip(range(200_000), f):
+            counts.update(line.split())
+    total = sum(counts.values())
+    teacher = load_teacher(teacher_name, threads=1)
+    en = load_sts_file(data_path("sts/stsb/en/dev.jsonl"))
+    out = {"teacher": teacher_name}
+    for lang in ("en", "de", "fr"):
+        other = en if lang == "en" else load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl"))
+        a, b = list(en.sentence1), list(other.sentence2)
+        words = sorted({w for s in a + b for w in s.split()})
+        vectors = dict(zip(words, teacher.encode(words)))
+        for name, sif in (("mean", None), ("sif", 1e-4)):
+            def embed(s):
+                ws = s.split()
+                weights = np.array([sif / (sif + counts[w] / total) if sif else 1.0 for w in ws])
+                return (np.stack([vectors[w] for w in ws]) * weights[:, None]).sum(0)
+            sims = [float(embed(x) @ embed(y) / np.linalg.norm(embed(x)) / np.linalg.norm(embed(y)))
+                    for x, y in zip(a, b)]
+            out[f"en-{lang} {name}"] = round(spearmanr(sims, en.score).correlation * 100, 1)
+    print(json.dumps(out))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,9 +160,13 @@ def main() -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--eval-every", type=int, default=100)
     sub.add_parser("report")
+    w = sub.add_parser("words")
+    w.add_argument("--teacher", default="use-m3")
     args = parser.parse_args()
     if args.command == "run":
         run_arm(args.arm, args.steps, args.seed, args.eval_every)
+    elif args.command == "words":
+        word_average(args.teacher)
     else:
         report()
 

@@ -37,13 +37,16 @@ def test_encode_stdin(tmp_path, model_dir, monkeypatch, capsys):
 
 
 def test_bench_encode_json(shared_data, capsys):
-    run(["bench", "encode", "--json", "--data-dir", str(shared_data), "--presets", "tiny", "--runs", "1",
+    run(["bench", "encode", "--json", "--data-dir", str(shared_data), "--presets", "tiny", "default", "--runs", "1",
          "--limit", "40", "--no-baseline"])
     result = json.loads(capsys.readouterr().out)
     assert result["sentences"] == 40
     tiny = result["models"]["tiny"]
     assert tiny["sentences_per_s"] > 0 and tiny["peak_rss_mb"] > 0 and len(tiny["runs_s"]) == 1
     assert tiny["mean_positions"] == result["mean_patches"] > 1     # one patch per token
+    # The bundled model is loaded (not a random preset) and read with its own render config.
+    default = result["models"]["default"]
+    assert default["sentences_per_s"] > 0 and default["mean_positions"] > 1
 
 
 def test_bench_data_missing(tmp_path, monkeypatch, capsys):
