@@ -1,7 +1,7 @@
 """The reading study (issue 11): which recipe makes a small pixel encoder read, at equal CPU budget.
 
     python scripts/study_reading.py run ARM [--steps N] [--seed S]   # one arm, one CPU thread
-    python scripts/study_reading.py report                           # docs/study-table.md + docs/study.png
+    python scripts/study_reading.py report                           # prints the table, writes docs/study.png
     python scripts/study_reading.py words [--teacher use-m3]         # what averaged teacher word vectors score
 
 Every arm is the bundled default's recipe (train/configs/default.py) with a few `--set` overrides,
@@ -81,19 +81,30 @@ def report() -> None:
     import matplotlib.pyplot as plt
 
     rows, fig = [], plt.figure(figsize=(8, 4.5))
-    for folder in sorted(RUNS.glob("*-s*")):
+    # The arms, then the bundled model's run when it continued an arm (plotted after that arm's steps).
+    runs = [(folder, 0) for folder in sorted(p for p in RUNS.glob("*-s*") if p.is_dir())]
+    final = RUNS.parent / "default"
+    if (final / "config.json").is_file():
+        init = json.loads((final / "config.json").read_text()).get("init_from") or ""
+        if Path(init).parent.parent == RUNS and (Path(init).parent / "config.json").is_file():
+            runs.append((final, json.loads((Path(init).parent / "config.json").read_text())["optim"]["max_steps"]))
+    for folder, offset in runs:
         log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()] \
             if (folder / "log.jsonl").is_file() else []
         config = json.loads((folder / "config.json").read_text())
-        curve = [(r["step"] * config["optim"]["batch_size"] / 1000, r["dev_spearman"]) for r in log if "dev_spearman" in r]
+        curve = [((r["step"] + offset) * config["optim"]["batch_size"] / 1000, r["dev_spearman"])
+                 for r in log if "dev_spearman" in r]
         if not curve:
             continue
         meta = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
-        plt.plot(*zip(*curve), marker=".", label=folder.name)
+        name = folder.name if not offset else f"{folder.name} (continues {Path(config['init_from']).parent.name})"
+        plt.plot(*zip(*curve), marker=".", label=name)
         best = max(curve, key=lambda c: c[1])
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
-        rows.append((folder.name, ARMS.get(folder.name.rsplit("-s", 1)[0], ("?",))[0], curve[0][1], best[1],
-                     best[0], curve[-1][0], parts.get("en"), parts.get("en-X"), meta.get("wall_s")))
+        what = (f"the bundled model: {Path(config['init_from']).parent.name} continued at lr {config['optim']['lr']:g}"
+                if offset else ARMS[folder.name.rsplit("-s", 1)[0]][0])
+        rows.append((name, what, curve[0][1], best[1], best[0], curve[-1][0], parts.get("en"), parts.get("en-X"),
+                     meta.get("wall_s")))
     plt.xlabel("thousand texts seen (anchors; each also seen with typos)")
     plt.ylabel("dev mix Spearman x100")
     plt.axhline(47.2, color="grey", ls="--", lw=1)
@@ -107,7 +118,6 @@ def report() -> None:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join("" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v) for v in r) + " |"
               for r in rows]
-    (DOCS / "study-table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

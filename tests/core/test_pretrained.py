@@ -52,10 +52,11 @@ def test_bundled_default_is_trained_and_reads_past_typos():
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # a trained model loads without the untrained warning
         enc = PixelEncoder.from_pretrained("default")
-    assert enc.metadata["trained"] is True and enc.embedding_dim == 384   # MiniLM's space
-    clean, typo, unrelated = enc.encode(["A man is playing a guitar.", "A man is playing a gutiar.",
-                                         "The stock market fell sharply today."])
-    assert clean @ typo > 0.9 > 0.5 > clean @ unrelated
+    assert enc.metadata["trained"] is True and enc.embedding_dim == 512   # USE-m3's space
+    assert enc.render_config.word_align == enc.model_config.patches_per_token   # words on token boundaries
+    clean, typo, unrelated, german = enc.encode(["A man is playing a guitar.", "A man is playing a gutiar.",
+                                                 "The stock market fell sharply today.", "Ein Mann spielt Gitarre."])
+    assert clean @ typo > 0.9 > 0.5 > clean @ german > clean @ unrelated
 
 
 def test_untrained_model_warns(tmp_path):
