@@ -168,13 +168,14 @@ def get_config() -> StageConfig:
     )
 
 
-def export(run_model: str, destination: str) -> None:
-    """Fold the trained model's sentence projector into the encoder and save it as a plain PixelEncoder."""
+def export(run_model: str, destination: str, results: str | None = None) -> None:
+    """Fold the trained model's sentence projector into the encoder and save it as a plain PixelEncoder
+    (results: an eval results.json whose scores go into the model card)."""
     from pixelrep.teacher import AlignedPixelEncoder
 
     encoder = AlignedPixelEncoder.from_pretrained(run_model).to_pixel_encoder()
     # float16 on disk: half the bytes in git and on GPU nodes; encode() computes in float32.
-    encoder.save_pretrained(destination, dtype="float16", metadata={
+    encoder.save_pretrained(destination, dtype="float16", results=results, metadata={
         **encoder.metadata,
         "trained": True,
         "description": "pixelrep default: the multilingual Universal Sentence Encoder distilled into a 4-layer "
@@ -188,5 +189,6 @@ def export(run_model: str, destination: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Export a model trained with this recipe as the bundled default.")
     parser.add_argument("--export", nargs=2, metavar=("RUN_MODEL", "DEST"), required=True)
+    parser.add_argument("--results", default=None, help="results.json of `pixelrep eval sts` for the model card")
     args = parser.parse_args()
-    export(*args.export)
+    export(*args.export, results=args.results)
