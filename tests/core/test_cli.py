@@ -62,8 +62,8 @@ def test_bench_data_missing(tmp_path, monkeypatch, capsys):
 def test_bench_encode_with_minilm(shared_data, capsys):
     run(["bench", "encode", "--json", "--data-dir", str(shared_data), "--runs", "1", "--limit", "200"])
     result = json.loads(capsys.readouterr().out)
-    assert set(result["models"]) == {"tiny", "small", "all-MiniLM-L6-v2"}
-    assert result["ratios"]["small_vs_minilm"] > 0
+    assert set(result["models"]) == {"tiny", "small", "default", "all-MiniLM-L6-v2"}
+    assert result["ratios"]["small_vs_minilm"] > 0 and result["ratios"]["default_vs_minilm"] > 0
     # small reads runs of patches as one token: fewer positions than patches; MiniLM reports its tokens.
     k = ModelConfig.from_preset("small").patches_per_token
     assert result["mean_patches"] / k <= result["models"]["small"]["mean_positions"] < result["mean_patches"] / k + 1
