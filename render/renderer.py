@@ -221,9 +221,13 @@ def _reorder(levels: list[int]) -> list[int]:
 _OVER = ((np.arange(256)[:, None] * np.arange(256)[None, :] + 127) // 255).astype(np.uint8)
 
 
-def _ink_over(dst: np.ndarray, src: np.ndarray) -> None:
-    """Draw src over dst in place the way Pillow draws overlapping glyphs (see _OVER)."""
-    dst[...] = _OVER[dst, src]
+def _ink_at(img: np.ndarray, x0: int, bitmap: np.ndarray) -> None:
+    """Draw bitmap over img in place from column x0 on, clipped to img's columns, the way Pillow draws
+    overlapping glyphs (see _OVER)."""
+    lo, hi = max(x0, 0), min(x0 + bitmap.shape[1], img.shape[1])
+    if lo < hi:
+        dst = img[:, lo:hi]
+        dst[...] = _OVER[dst, bitmap[:, lo - x0:hi - x0]]
 
 
 def _clusters(s: str) -> list[str]:
@@ -285,7 +289,7 @@ class Renderer:
     (the pixel columns from its pen position to the next one, column-major bytes) plus "spills",
     the bits of ink outside that box (an overhanging f, a combining mark). Boxes never overlap, so
     a line is one bytes join of boxes and one transpose; spills are then merged by multiplying
-    coverage (`_ink_over`). A word seen once keeps its glyphs' spills apart (a typo is rarely seen
+    coverage (`_ink_at`). A word seen once keeps its glyphs' spills apart (a typo is rarely seen
     again); seen twice, the spills inside its own box are baked in (see _word). All caches are bounded.
     """
 
@@ -398,13 +402,10 @@ class Renderer:
         used = min(len(data) // ps, width)
         pixels[:, :used] = np.frombuffer(data, np.uint8, used * ps).reshape(used, ps).T
         pixels[:, used:width] = 255
+        text_area = pixels[:, :width]
         for x, spill in spills:
             for dx, bm in spill:
-                x0 = x + dx
-                lo, hi = max(x0, 0), min(x0 + bm.shape[1], width)
-                if lo < hi:
-                    dst = pixels[:, lo:hi]
-                    _ink_over(dst, bm[:, lo - x0:hi - x0])
+                _ink_at(text_area, x + dx, bm)
         if c.eos_patch:
             pixels[:, width:] = 0
         else:
@@ -456,14 +457,11 @@ class Renderer:
             img[:, LEFT_PAD:LEFT_PAD + word.shape[1]] = word
             missing = r.missing_chars
         else:
-            width = max(1, -(-(LEFT_PAD + adv) // cell)) * cell
+            width = -(-(LEFT_PAD + adv) // cell) * cell
             img = np.full((ps, width), 255, dtype=np.uint8)
             img[:, LEFT_PAD:LEFT_PAD + adv] = np.frombuffer(box, np.uint8).reshape(adv, ps).T
             for dx, bm in spills:  # ink outside the advance box, kept inside the word's own cells
-                x0 = LEFT_PAD + dx
-                lo, hi = max(x0, 0), min(x0 + bm.shape[1], width)
-                if lo < hi:
-                    _ink_over(img[:, lo:hi], bm[:, lo - x0:hi - x0])
+                _ink_at(img, LEFT_PAD + dx, bm)
         entry = (img.T.tobytes(), width, tuple(missing))
         if len(w) <= MAX_CACHED_WORD:
             self._remember(self._cells, w, entry)
@@ -582,10 +580,7 @@ class Renderer:
         img = np.frombuffer(box, np.uint8).reshape(adv, ps).T.copy()
         outside = []
         for dx, bm in spills:
-            lo, hi = max(dx, 0), min(dx + bm.shape[1], adv)
-            if lo < hi:
-                dst = img[:, lo:hi]
-                _ink_over(dst, bm[:, lo - dx:hi - dx])
+            _ink_at(img, dx, bm)
             if dx < 0:
                 outside.append((dx, bm[:, :min(-dx, bm.shape[1])]))
             if dx + bm.shape[1] > adv:
