@@ -68,7 +68,8 @@ def resolve_lm(name_or_path: str) -> str:
     return name_or_path
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file (to write atomically)."""
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
@@ -139,8 +140,8 @@ class EmbeddingCache:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype=np.uint8).reshape(len(texts), 32)
         name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
-        atomic_write_bytes(self.root / f"{name}.vecs.npy", _npy_bytes(vectors))
-        atomic_write_bytes(self.root / f"{name}.keys.npy", _npy_bytes(keys))
+        atomic_write_bytes(self.root / f"{name}.vecs.npy", npy_bytes(vectors))
+        atomic_write_bytes(self.root / f"{name}.keys.npy", npy_bytes(keys))
         self._refresh()
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.teacher import npy_bytes
 
 META = "teacher.json"
 
@@ -39,14 +40,6 @@ def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _npy(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
 def save_teacher_vectors(root: str | os.PathLike, lm: str, texts: Sequence[str], vectors: np.ndarray,
                          sentences_per_s: float | None = None) -> Path:
     """Store `vectors` (float [N, dim], teacher `lm`'s embeddings of `texts`) in int8; returns the folder."""
@@ -58,9 +51,9 @@ def save_teacher_vectors(root: str | os.PathLike, lm: str, texts: Sequence[str],
     scales = np.maximum(np.abs(vectors).max(1), 1e-12) / 127
     quantized = np.round(vectors / scales[:, None]).astype(np.int8)
     keys = np.frombuffer(b"".join(_key(t) for t in texts), dtype=np.uint8).reshape(len(texts), 32)
-    atomic_write_bytes(folder / "keys.npy", _npy(keys))
-    atomic_write_bytes(folder / "vectors.npy", _npy(quantized))
-    atomic_write_bytes(folder / "scales.npy", _npy(scales.astype(np.float32)))
+    atomic_write_bytes(folder / "keys.npy", npy_bytes(keys))
+    atomic_write_bytes(folder / "vectors.npy", npy_bytes(quantized))
+    atomic_write_bytes(folder / "scales.npy", npy_bytes(scales.astype(np.float32)))
     meta = dict(lm=lm, dim=int(vectors.shape[1]), count=len(texts), sentences_per_s=sentences_per_s)
     atomic_write_bytes(folder / META, (json.dumps(meta, indent=2) + "\n").encode())   # last: the folder is whole
     return folder
