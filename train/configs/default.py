@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import gzip
+import itertools
 import json
 import os
 import random
@@ -43,6 +44,11 @@ from pixelrep.train.config import DataConfig, OptimConfig, StageConfig, data_pat
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
 PAIRS_PER_LANGUAGE = 12_000
 CORPUS_SENTENCES = 40_000
+# The continuation's breadth (sentences.jsonl): English corpus sentences after the first
+# CORPUS_SENTENCES, and monolingual sentences of every corpus language, each pulled to its own
+# teacher vector (USE-m3 is multilingual, so no translation is needed to place them).
+MORE_ENGLISH, SENTENCES_PER_LANGUAGE = 60_000, 8_000
+MONOLINGUAL_LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja", "ko", "tr", "ar")
 # The lexicon: the most frequent space-separated words (punctuation kept, as in running text) of the
 # English corpus and of each spaced language's monolingual corpus.
 LEXICON_EN, LEXICON_PER_LANGUAGE = 30_000, 5_000
@@ -81,11 +87,12 @@ def _write_jsonl(path: Path, rows) -> None:
 
 
 def prepare_data(out: Path = DERIVED, seed: int = 0) -> dict:
-    """Write the recipe's files under `out` (once) and return their paths: english.jsonl and
-    lexicon.jsonl ({"text"}), en-xx.tsv sentence pairs, dev-mix.jsonl (STS pairs)."""
+    """Write the recipe's files under `out` (once) and return their paths: english.jsonl,
+    lexicon.jsonl and sentences.jsonl ({"text"}), en-xx.tsv sentence pairs, dev-mix.jsonl (STS pairs)."""
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    paths = dict(english=out / "english.jsonl", lexicon=out / "lexicon.jsonl", dev=out / "dev-mix.jsonl",
+    paths = dict(english=out / "english.jsonl", lexicon=out / "lexicon.jsonl", sentences=out / "sentences.jsonl",
+                 dev=out / "dev-mix.jsonl",
                  parallel=tuple(out / f"en-{lang}.tsv" for lang in LANGUAGES))
     for path in paths["parallel"]:
         if path.exists():
@@ -124,6 +131,14 @@ def prepare_data(out: Path = DERIVED, seed: int = 0) -> dict:
         for lang in LEXICON_LANGUAGES:
             words += _frequent_words(_lines(data_path(f"corpus/sentences-{lang}.txt.gz")), LEXICON_PER_LANGUAGE)
         _write_jsonl(paths["lexicon"], ({"text": w} for w in dict.fromkeys(words)))
+    if not paths["sentences"].exists():
+        def short(lines, n):
+            return [s for s in lines if 5 <= len(s) <= MAX_CHARS][:n]
+        english_lines = _lines(data_path("corpus/english-sentences.txt.gz"), CORPUS_SENTENCES + 2 * MORE_ENGLISH)
+        texts = short(itertools.islice(english_lines, CORPUS_SENTENCES, None), MORE_ENGLISH)
+        for lang in MONOLINGUAL_LANGUAGES:
+            texts += short(_lines(data_path(f"corpus/sentences-{lang}.txt.gz")), SENTENCES_PER_LANGUAGE)
+        _write_jsonl(paths["sentences"], ({"text": t} for t in dict.fromkeys(texts)))
     if not paths["dev"].exists():
         # Selection sees both goals: STS-B en dev pairs, and the same pairs across languages (sentence1
         # in English, sentence2 in X), 200 rows per language from the part the English rows do not use.
