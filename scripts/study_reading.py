@@ -3,12 +3,15 @@
     python scripts/study_reading.py run ARM [--steps N] [--seed S]   # one arm, one CPU thread
     python scripts/study_reading.py report                           # prints the table, writes docs/study.png
     python scripts/study_reading.py words [--teacher use-m3]         # what averaged teacher word vectors score
+    python scripts/study_reading.py dev MODEL [MODEL ...]            # whole STS-B dev: en by thirds, en-X
 
 Every arm is the bundled default's recipe (train/configs/default.py) with a few `--set` overrides,
 trained by the real CLI (`pixelrep train default`) into runs/study/ARM-sS with one thread and
 rendering in the same process, so two arms can run side by side on two cores. Selection uses dev
 data only: the recipe's dev mix (STS-B en dev rows 0-499 and en-{de,es,fr,it,nl} dev pairs), whose
-two parts the report also scores separately on the best checkpoint. Test splits are never read here.
+two parts the report also scores separately on the best checkpoint. The dev mix's English rows are
+the first third of STS-B dev, which is all image captions (39 characters on average; news and forum
+rows follow), so `dev` scores whole models on all 1,500 dev pairs too. Test splits are never read here.
 """
 from __future__ import annotations
 
@@ -81,13 +84,17 @@ def report() -> None:
     import matplotlib.pyplot as plt
 
     rows, fig = [], plt.figure(figsize=(8, 4.5))
-    # The arms, then the bundled model's run when it continued an arm (plotted after that arm's steps).
+    # The arms, then runs that continued one of them (runs/default continues an arm, runs/default2
+    # continues runs/default, ...), each plotted after the steps of the run it started from.
     runs = [(folder, 0) for folder in sorted(p for p in RUNS.glob("*-s*") if p.is_dir())]
-    final = RUNS.parent / "default"
-    if (final / "config.json").is_file():
-        init = json.loads((final / "config.json").read_text()).get("init_from") or ""
-        if Path(init).parent.parent == RUNS and (Path(init).parent / "config.json").is_file():
-            runs.append((final, json.loads((Path(init).parent / "config.json").read_text())["optim"]["max_steps"]))
+    offsets = {folder.resolve(): 0 for folder, _ in runs}
+    for folder in sorted(p for p in RUNS.parent.glob("default*") if (p / "config.json").is_file()):
+        init = json.loads((folder / "config.json").read_text()).get("init_from")
+        parent = Path(init).parent.resolve() if init else None
+        if parent in offsets:
+            offset = offsets[parent] + json.loads((parent / "config.json").read_text())["optim"]["max_steps"]
+            offsets[folder.resolve()] = offset
+            runs.append((folder, offset))
     for folder, offset in runs:
         log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()] \
             if (folder / "log.jsonl").is_file() else []
@@ -101,7 +108,8 @@ def report() -> None:
         plt.plot(*zip(*curve), marker=".", label=name)
         best = max(curve, key=lambda c: c[1])
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
-        what = (f"the bundled model: {Path(config['init_from']).parent.name} continued at lr {config['optim']['lr']:g}"
+        what = (f"{Path(config['init_from']).parent.name} continued at lr {config['optim']['lr']:g}"
+                + (f" on {', '.join(Path(p).stem for p in config['data']['sources'])}" if offset else "")
                 if offset else ARMS[folder.name.rsplit("-s", 1)[0]][0])
         rows.append((name, what, curve[0][1], best[1], best[0], curve[-1][0], parts.get("en"), parts.get("en-X"),
                      meta.get("wall_s")))
@@ -161,6 +169,37 @@ def word_average(teacher_name: str) -> dict:
     return out
 
 
+def score_dev(models: list[str]) -> list[dict]:
+    """Spearman x100 of saved models on all of STS-B dev: English (1,500 pairs, and by thirds: the rows
+    come in genre blocks, captions first) and en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X)."""
+    from pixelrep import PixelEncoder
+    from pixelrep.eval.data import load_sts_file
+    from pixelrep.eval.models import BagOfWords
+    from pixelrep.eval.sts import evaluate_sts
+    from pixelrep.teacher import AlignedPixelEncoder
+    from pixelrep.train.config import data_path
+
+    en = load_sts_file(data_path("sts/stsb/en/dev.jsonl"))
+    thirds = {"en 0-499": slice(0, 500), "en 500-999": slice(500, 1000), "en 1000-1499": slice(1000, 1500)}
+    results = []
+    for name in models:
+        if name == "bow":
+            encoder = BagOfWords()
+        elif (Path(name) / "align_head.json").is_file():   # a training run's checkpoint: projector folded in
+            encoder = AlignedPixelEncoder.from_pretrained(name).to_pixel_encoder()
+        else:
+            encoder = PixelEncoder.from_pretrained(name)
+        out = {"model": name, "en": evaluate_sts(encoder, en.sentence1, en.sentence2, en.score)["spearman"]}
+        for part, s in thirds.items():
+            out[part] = evaluate_sts(encoder, en.sentence1[s], en.sentence2[s], en.score[s])["spearman"]
+        cross = [evaluate_sts(encoder, en.sentence1, load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl")).sentence2,
+                              en.score)["spearman"] for lang in ("de", "es", "fr", "it", "nl")]
+        out["en-X"] = sum(cross) / len(cross)
+        results.append({k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()})
+        print(json.dumps(results[-1]), flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,11 +211,15 @@ def main() -> None:
     sub.add_parser("report")
     w = sub.add_parser("words")
     w.add_argument("--teacher", default="use-m3")
+    d = sub.add_parser("dev")
+    d.add_argument("models", nargs="+", help="'default', 'bow' (word matching), saved model folders, or training runs' best/ and final/")
     args = parser.parse_args()
     if args.command == "run":
         run_arm(args.arm, args.steps, args.seed, args.eval_every)
     elif args.command == "words":
         word_average(args.teacher)
+    elif args.command == "dev":
+        score_dev(args.models)
     else:
         report()
 
