@@ -1,0 +1,69 @@
+"""The default recipe's derived files (train/configs/default.py prepare_data) from a tiny fake data tree."""
+import gzip
+import json
+
+import pytest
+
+from pixelrep.train.configs import default as recipe
+
+
+def _gz(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+def _jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    english = [f"English corpus sentence number {i}." for i in range(12)]
+    english[4] = "x" * (recipe.MAX_CHARS + 1)   # too long for training: dropped everywhere
+    _gz(root / "corpus/english-sentences.txt.gz", english)
+    languages = set(recipe.LEXICON_LANGUAGES) | set(recipe.MONOLINGUAL_LANGUAGES)
+    for lang in languages:
+        _gz(root / f"corpus/sentences-{lang}.txt.gz", [f"Satz {lang} {i}." for i in range(5)])
+    _gz(root / "parallel/en-de.tsv.gz", ["en\tde", "A cat sleeps here. It is very old now.\tEine Katze schläft hier. Sie ist jetzt sehr alt."])
+    _jsonl(root / "sts/stsb/en/train.jsonl", [dict(sentence1="A man runs.", sentence2="A man is running.", score=4.8)])
+    _jsonl(root / "nli/sick-train.jsonl", [dict(premise="A dog barks.", hypothesis="A dog is quiet.", label="contradiction")])
+    for lang in ("en", *recipe.DEV_CROSS_LANGUAGES):
+        _jsonl(root / f"sts/stsb/{lang}/dev.jsonl",
+               [dict(sentence1=f"{lang} one {i}", sentence2=f"{lang} two {i}", score=i % 5) for i in range(1500)])
+    monkeypatch.setenv("PIXELREP_DATA", str(root))
+    monkeypatch.setattr(recipe, "CORPUS_SENTENCES", 3)
+    monkeypatch.setattr(recipe, "MORE_ENGLISH", 4)
+    monkeypatch.setattr(recipe, "SENTENCES_PER_LANGUAGE", 2)
+    return english
+
+
+def _texts(path):
+    return [json.loads(line)["text"] for line in open(path, encoding="utf-8")]
+
+
+def test_sentences_continue_the_corpus_where_english_stops_and_add_every_language(data, tmp_path):
+    paths = recipe.prepare_data(tmp_path / "derived")
+    english, more = _texts(paths["english"]), _texts(paths["sentences"])
+    # english.jsonl: the first CORPUS_SENTENCES corpus lines (plus STS-B train and SICK sentences);
+    # sentences.jsonl: the next MORE_ENGLISH short ones, none of them already in english.jsonl.
+    assert set(data[:3]) <= set(english) and "A man runs." in english and "A dog barks." in english
+    assert more[:4] == [data[3], data[5], data[6], data[7]]   # data[4] is too long
+    assert not set(more) & set(english)
+    for lang in recipe.MONOLINGUAL_LANGUAGES:
+        assert [t for t in more if t.startswith(f"Satz {lang} ")] == [f"Satz {lang} 0.", f"Satz {lang} 1."]
+    # Paragraph pairs are split into sentence pairs when both sides split alike.
+    de = open(paths["parallel"][recipe.LANGUAGES.index("de")], encoding="utf-8").read().splitlines()
+    assert de[0] == "en\tde" and sorted(de[1:]) == ["A cat sleeps here.\tEine Katze schläft hier.", "It is very old now.\tSie ist jetzt sehr alt."]
+    # The dev mix: 500 English rows, then 200 en-X rows per language.
+    assert sum(1 for _ in open(paths["dev"], encoding="utf-8")) == 500 + 200 * len(recipe.DEV_CROSS_LANGUAGES)
+
+
+def test_prepare_data_writes_once(data, tmp_path):
+    paths = recipe.prepare_data(tmp_path / "derived")
+    before = {k: open(paths[k], "rb").read() for k in ("english", "lexicon", "sentences", "dev")}
+    recipe.MORE_ENGLISH = 1   # a changed constant must not rewrite files a run may be reading (monkeypatch restores it)
+    recipe.prepare_data(tmp_path / "derived")
+    assert {k: open(paths[k], "rb").read() for k in before} == before
