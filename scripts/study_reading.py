@@ -162,8 +162,8 @@ def word_average(teacher_name: str) -> dict:
                 ws = s.split()
                 weights = np.array([sif / (sif + counts[w] / total) if sif else 1.0 for w in ws])
                 return (np.stack([vectors[w] for w in ws]) * weights[:, None]).sum(0)
-            sims = [float(embed(x) @ embed(y) / np.linalg.norm(embed(x)) / np.linalg.norm(embed(y)))
-                    for x, y in zip(a, b)]
+            ex, ey = np.stack([embed(x) for x in a]), np.stack([embed(y) for y in b])
+            sims = (ex * ey).sum(1) / np.linalg.norm(ex, axis=1) / np.linalg.norm(ey, axis=1)
             out[f"en-{lang} {name}"] = round(spearmanr(sims, en.score).correlation * 100, 1)
     print(json.dumps(out))
     return out
@@ -172,29 +172,27 @@ def word_average(teacher_name: str) -> dict:
 def score_dev(models: list[str]) -> list[dict]:
     """Spearman x100 of saved models on all of STS-B dev: English (1,500 pairs, and by thirds: the rows
     come in genre blocks, captions first) and en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X)."""
-    from pixelrep import PixelEncoder
     from pixelrep.eval.data import load_sts_file
-    from pixelrep.eval.models import BagOfWords
-    from pixelrep.eval.sts import evaluate_sts
-    from pixelrep.teacher import AlignedPixelEncoder
+    from pixelrep.eval.models import load_model
+    from pixelrep.eval.sts import CachedEncoder, evaluate_sts
+    from pixelrep.teacher import ALIGN_CONFIG, AlignedPixelEncoder
     from pixelrep.train.config import data_path
 
     en = load_sts_file(data_path("sts/stsb/en/dev.jsonl"))
+    cross = {lang: load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl")) for lang in ("de", "es", "fr", "it", "nl")}
     thirds = {"en 0-499": slice(0, 500), "en 500-999": slice(500, 1000), "en 1000-1499": slice(1000, 1500)}
     results = []
     for name in models:
-        if name == "bow":
-            encoder = BagOfWords()
-        elif (Path(name) / "align_head.json").is_file():   # a training run's checkpoint: projector folded in
+        if (Path(name) / ALIGN_CONFIG).is_file():   # a training run's model: scored as exported, projector folded in
             encoder = AlignedPixelEncoder.from_pretrained(name).to_pixel_encoder()
         else:
-            encoder = PixelEncoder.from_pretrained(name)
+            encoder = load_model(name)[0]
+        encoder = CachedEncoder(encoder)   # English sentence1 is scored 9 times: encode it once
         out = {"model": name, "en": evaluate_sts(encoder, en.sentence1, en.sentence2, en.score)["spearman"]}
         for part, s in thirds.items():
             out[part] = evaluate_sts(encoder, en.sentence1[s], en.sentence2[s], en.score[s])["spearman"]
-        cross = [evaluate_sts(encoder, en.sentence1, load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl")).sentence2,
-                              en.score)["spearman"] for lang in ("de", "es", "fr", "it", "nl")]
-        out["en-X"] = sum(cross) / len(cross)
+        scores = [evaluate_sts(encoder, en.sentence1, other.sentence2, en.score)["spearman"] for other in cross.values()]
+        out["en-X"] = sum(scores) / len(scores)
         results.append({k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()})
         print(json.dumps(results[-1]), flush=True)
     return results
