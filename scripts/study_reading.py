@@ -171,28 +171,28 @@ def word_average(teacher_name: str) -> dict:
 
 def score_dev(models: list[str]) -> list[dict]:
     """Spearman x100 of saved models on all of STS-B dev: English (1,500 pairs, and by thirds: the rows
-    come in genre blocks, captions first) and en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X)."""
+    come in genre blocks, captions first), en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X), and
+    English with 10% character typos (as the test suite's robustness task, seed 0) and the drop to it."""
     from pixelrep.eval.data import load_sts_file
     from pixelrep.eval.models import load_model
     from pixelrep.eval.sts import CachedEncoder, evaluate_sts
-    from pixelrep.teacher import ALIGN_CONFIG, AlignedPixelEncoder
+    from pixelrep.eval.suites import add_typos_to_pairs
     from pixelrep.train.config import data_path
 
     en = load_sts_file(data_path("sts/stsb/en/dev.jsonl"))
     cross = {lang: load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl")) for lang in ("de", "es", "fr", "it", "nl")}
+    en_typos = add_typos_to_pairs(en, 0.1, seed=0)
     thirds = {"en 0-499": slice(0, 500), "en 500-999": slice(500, 1000), "en 1000-1499": slice(1000, 1500)}
     results = []
     for name in models:
-        if (Path(name) / ALIGN_CONFIG).is_file():   # a training run's model: scored as exported, projector folded in
-            encoder = AlignedPixelEncoder.from_pretrained(name).to_pixel_encoder()
-        else:
-            encoder = load_model(name)[0]
-        encoder = CachedEncoder(encoder)   # English sentence1 is scored 9 times: encode it once
+        encoder = CachedEncoder(load_model(name)[0])   # a run's best/: scored as exported, projector folded in   # English sentence1 is scored 9 times: encode it once
         out = {"model": name, "en": evaluate_sts(encoder, en.sentence1, en.sentence2, en.score)["spearman"]}
         for part, s in thirds.items():
             out[part] = evaluate_sts(encoder, en.sentence1[s], en.sentence2[s], en.score[s])["spearman"]
         scores = [evaluate_sts(encoder, en.sentence1, other.sentence2, en.score)["spearman"] for other in cross.values()]
         out["en-X"] = sum(scores) / len(scores)
+        out["en typos 0.1"] = evaluate_sts(encoder, en_typos.sentence1, en_typos.sentence2, en.score)["spearman"]
+        out["drop"] = out["en"] - out["en typos 0.1"]
         results.append({k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()})
         print(json.dumps(results[-1]), flush=True)
     return results

@@ -210,6 +210,10 @@ def test_save_and_load_the_aligned_space(lm, strips, tmp_path):
     assert got.shape == (3, lm.dim)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(heads.aligned_encoder(enc).encode(SENTENCES[:3]), want, atol=1e-5)
+    # A run's best/ holds both: `pixelrep eval sts --model RUN/best` scores it as exported, in the aligned space.
+    from pixelrep.eval.models import load_model
+    enc.save_pretrained(tmp_path)
+    np.testing.assert_allclose(load_model(str(tmp_path))[0].encode(SENTENCES[:3]), want, atol=1e-5)
 
     torch.manual_seed(1)
     other = AlignmentHeads(AlignConfig(lm="my-lm"), width=64, lm=lm)
