@@ -91,8 +91,9 @@ def report() -> None:
     for folder in sorted(p for p in RUNS.parent.glob("default*") if (p / "config.json").is_file()):
         init = json.loads((folder / "config.json").read_text()).get("init_from")
         parent = Path(init).parent.resolve() if init else None
-        if parent in offsets:
-            offset = offsets[parent] + json.loads((parent / "config.json").read_text())["optim"]["max_steps"]
+        if parent in offsets:   # started from the parent's best/ (its step in the metadata) or final/
+            start = json.loads((Path(init) / "config.json").read_text()).get("metadata", {}).get("step")
+            offset = offsets[parent] + (start or json.loads((parent / "config.json").read_text())["optim"]["max_steps"])
             offsets[folder.resolve()] = offset
             runs.append((folder, offset))
     for folder, offset in runs:
@@ -108,7 +109,8 @@ def report() -> None:
         plt.plot(*zip(*curve), marker=".", label=name)
         best = max(curve, key=lambda c: c[1])
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
-        what = (f"{Path(config['init_from']).parent.name} continued at lr {config['optim']['lr']:g}"
+        what = (f"{Path(config['init_from']).parent.name}/{Path(config['init_from']).name} continued at lr "
+                f"{config['optim']['lr']:g}, {config['data']['typo_rate']:.0%} typos"
                 + (f" on {', '.join(Path(p).stem for p in config['data']['sources'])}" if offset else "")
                 if offset else ARMS[folder.name.rsplit("-s", 1)[0]][0])
         rows.append((name, what, curve[0][1], best[1], best[0], curve[-1][0], parts.get("en"), parts.get("en-X"),
