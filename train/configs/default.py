@@ -172,7 +172,8 @@ def get_config() -> StageConfig:
         align=AlignConfig(lm="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
                           cross_weight=0.2, projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
         # 1,000 steps (30 min on one CPU thread); the bundled model then continued 2,000 steps from
-        # this run's final/ at lr 3e-4, then 6,500 more with sentences.jsonl (README: the exact commands).
+        # this run's final/ at lr 3e-4, then 6,500 more with sentences.jsonl, then 5,000 at lr 2e-4 with
+        # 15% typos (README: the exact commands).
         optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=1000,
                           batch_size=64),
         dev=data["dev"],
@@ -196,9 +197,9 @@ def export(run_model: str, destination: str, results: str | None = None) -> None
         "description": "pixelrep default: the multilingual Universal Sentence Encoder distilled into a 4-layer "
                        "word-aligned pixel encoder (train/configs/default.py); vectors live in USE-m3's 512-d space",
         "recipe": "README: 'The bundled default model' (pixelrep train default, 1,000 steps; continued 2,000 steps "
-                  "at lr 3e-4; then 6,500 steps at lr 3e-4 with sentences.jsonl added; python -m "
-                  "pixelrep.train.configs.default --export runs/default2/best DEST)",
-        "training_budget": "9,500 steps x 64 pairs (the weights: step 6,750, best on dev), ~2 h 50 min on 1-2 shared "
+                  "at lr 3e-4; then 6,500 steps at lr 3e-4 with sentences.jsonl added; then 5,000 steps at lr 2e-4 with "
+                  "15% typos; python -m pixelrep.train.configs.default --export runs/default3/best DEST)",
+        "training_budget": "14,500 steps x 64 pairs (the weights: step 9,250, best on dev), ~3 h 50 min on 1-2 shared "
                            "CPU cores, no GPU",
     })
 
