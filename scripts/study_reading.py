@@ -39,6 +39,8 @@ ARMS: dict[str, tuple[str, list[str]]] = {
                      ["data.sources={lexicon}", "leapfrog_with=none", "leapfrog_every=0", "optim.batch_size=256"]),
     "default-minilm": ("the recipe with all-MiniLM-L6-v2 (English only) as teacher instead of USE-m3",
                        ["align.lm=sentence-transformers/all-MiniLM-L6-v2"]),
+    "default-two-teachers": ("the recipe with two sentence heads: USE-m3 (exported space) and all-MiniLM-L6-v2",
+                             ["align.lm=use-m3,sentence-transformers/all-MiniLM-L6-v2"]),
     "default-lr2e-4": ("the recipe at a lower peak learning rate (keep the lexical signal)", ["optim.lr=2e-4"]),
 }
 
