@@ -113,7 +113,7 @@ def report() -> None:
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
         what = (f"{Path(config['init_from']).parent.name}/{Path(config['init_from']).name} continued at lr "
                 f"{config['optim']['lr']:g}, {config['data']['typo_rate']:.0%} typos"
-                + (f" on {', '.join(Path(p).stem for p in config['data']['sources'])}" if offset else "")
+                f" on {', '.join(Path(p).stem for p in config['data']['sources'])}"
                 if offset else ARMS[folder.name.rsplit("-s", 1)[0]][0])
         rows.append((name, what, curve[0][1], best[1], best[0], curve[-1][0], parts.get("en"), parts.get("en-X"),
                      meta.get("wall_s")))
@@ -189,7 +189,9 @@ def score_dev(models: list[str]) -> list[dict]:
     thirds = {"en 0-499": slice(0, 500), "en 500-999": slice(500, 1000), "en 1000-1499": slice(1000, 1500)}
     results = []
     for name in models:
-        encoder = CachedEncoder(load_model(name)[0])   # a run's best/: scored as exported, projector folded in   # English sentence1 is scored 9 times: encode it once
+        # A run's best/ is scored as exported (projector folded in); the cache encodes the English
+        # sentence1, scored 9 times, once.
+        encoder = CachedEncoder(load_model(name)[0])
         out = {"model": name, "en": evaluate_sts(encoder, en.sentence1, en.sentence2, en.score)["spearman"]}
         for part, s in thirds.items():
             out[part] = evaluate_sts(encoder, en.sentence1[s], en.sentence2[s], en.score[s])["spearman"]
