@@ -44,7 +44,8 @@ def _texts(path):
     return [json.loads(line)["text"] for line in open(path, encoding="utf-8")]
 
 
-def test_sentences_continue_the_corpus_where_english_stops_and_add_every_language(data, tmp_path):
+def test_sentences_continue_the_corpus_where_english_stops_and_add_every_language(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "LEXICON_EN", 3)   # of the fake corpus's 16 English words; then other languages
     paths = recipe.prepare_data(tmp_path / "derived")
     english, more = _texts(paths["english"]), _texts(paths["sentences"])
     # english.jsonl: the first CORPUS_SENTENCES corpus lines (plus STS-B train and SICK sentences);
@@ -57,6 +58,9 @@ def test_sentences_continue_the_corpus_where_english_stops_and_add_every_languag
     # Paragraph pairs are split into sentence pairs when both sides split alike.
     de = open(paths["parallel"][recipe.LANGUAGES.index("de")], encoding="utf-8").read().splitlines()
     assert de[0] == "en\tde" and sorted(de[1:]) == ["A cat sleeps here.\tEine Katze schläft hier.", "It is very old now.\tSie ist jetzt sehr alt."]
+    # The English-only visual texts: the head of each file, no other language in them.
+    assert _texts(paths["sentences_en"]) == more[:4]
+    assert not [t for t in _texts(paths["lexicon_en"]) if "Satz" in t or t.startswith("de")]
     # The dev mix: 500 English rows, then 200 en-X rows per language.
     assert sum(1 for _ in open(paths["dev"], encoding="utf-8")) == 500 + 200 * len(recipe.DEV_CROSS_LANGUAGES)
 
