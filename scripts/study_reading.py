@@ -87,10 +87,11 @@ def report() -> None:
 
     rows, fig = [], plt.figure(figsize=(8, 4.5))
     # The arms, then runs that continued one of them (runs/default continues an arm, runs/default2
-    # continues runs/default, ...), each plotted after the steps of the run it started from.
+    # continues runs/default, runs/minilm-en continues runs/default3, ...), each plotted after the steps
+    # of the run it started from (a parent sorts before its children by name).
     runs = [(folder, 0) for folder in sorted(p for p in RUNS.glob("*-s*") if p.is_dir())]
     offsets = {folder.resolve(): 0 for folder, _ in runs}
-    for folder in sorted(p for p in RUNS.parent.glob("default*") if (p / "config.json").is_file()):
+    for folder in sorted(p for p in RUNS.parent.iterdir() if (p / "config.json").is_file()):
         init = json.loads((folder / "config.json").read_text()).get("init_from")
         parent = Path(init).parent.resolve() if init else None
         if parent in offsets:   # started from the parent's best/ (its step in the metadata) or final/
@@ -111,8 +112,10 @@ def report() -> None:
         plt.plot(*zip(*curve), marker=".", label=name)
         best = max(curve, key=lambda c: c[1])
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
+        teacher = config["align"]["lm"] if isinstance(config["align"]["lm"], str) else "+".join(config["align"]["lm"])
         what = (f"{Path(config['init_from']).parent.name}/{Path(config['init_from']).name} continued at lr "
-                f"{config['optim']['lr']:g}, {config['data']['typo_rate']:.0%} typos"
+                f"{config['optim']['lr']:g}, teacher {teacher.rsplit('/', 1)[-1]}, "
+                f"{config['data']['typo_rate']:.0%} typos"
                 f" on {', '.join(Path(p).stem for p in config['data']['sources'])}"
                 if offset else ARMS[folder.name.rsplit("-s", 1)[0]][0])
         rows.append((name, what, curve[0][1], best[1], best[0], curve[-1][0], parts.get("en"), parts.get("en-X"),
