@@ -181,7 +181,7 @@ def get_config() -> StageConfig:
                           cross_weight=0.2, projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
         # 1,000 steps (30 min on one CPU thread); the bundled model then continued 2,000 steps from
         # this run's final/ at lr 3e-4, then 6,500 more with sentences.jsonl, then 5,000 at lr 2e-4 with
-        # 15% typos (README: the exact commands).
+        # 15% typos, then 2,400 on the English-only visual texts (README: the exact commands).
         optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=1000,
                           batch_size=64),
         dev=data["dev"],
