@@ -130,7 +130,8 @@ class PerturbedPixelEncoder:
         return dataclasses.replace(rendered, pixels=pixels)
 
     def encode(self, sentences: Sequence[str], batch_size: int = 64, **kwargs) -> np.ndarray:
-        """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order."""
+        """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; other
+        keywords (show_progress_bar, ...) are accepted and change nothing."""
         import torch
 
         from pixelrep.batch import collate
