@@ -13,7 +13,7 @@ from tests.render.helpers import text_area
 
 SENTENCES = resources.files("pixelrep.render").joinpath("samples", "en.txt").read_text("utf-8").splitlines()[:300]
 KINDS = list(TEXT_PERTURBATIONS)
-INSERTED = {"accents": COMBINING_ACCENTS, "zero-width": ZERO_WIDTH, "bidi": BIDI_CONTROLS, "split-words": " "}
+INSERTED = {"accents": COMBINING_ACCENTS, "zero-width": ZERO_WIDTH, "bidi": BIDI_CONTROLS}
 
 
 def _options(kind: str, ch: str) -> set[str]:
@@ -37,7 +37,7 @@ def _options(kind: str, ch: str) -> set[str]:
 
 def _eligible_and_changed(kind: str, text: str, out: str) -> tuple[int, int]:
     """How many units the kind could change in text, and how many it changed to give out."""
-    if kind in ("accents",):
+    if kind == "accents":
         return sum(ch.isalpha() for ch in text), len(out) - len(text)
     if kind in ("zero-width", "bidi"):
         return len(text) - 1, len(out) - len(text)
