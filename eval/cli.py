@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from pixelrep.cli import positive_int
-from pixelrep.eval.suites import SUITE_CHOICES
+from pixelrep.eval.suites import SUITE_CHOICES, VISUAL_IMAGE_LEVELS, VISUAL_KINDS, VISUAL_RATES
 
 
 def register(commands, bench_commands) -> None:
@@ -32,8 +32,21 @@ def register(commands, bench_commands) -> None:
     sts.add_argument("--batch-size", type=positive_int, default=64)
     sts.add_argument("--limit", type=positive_int, default=None,
                      help="only N pairs of each task, evenly spread over it (quick runs)")
-    sts.add_argument("--seed", type=int, default=0, help="seed of the robustness typos")
+    sts.add_argument("--seed", type=int, default=0, help="seed of the robustness typos and the visual perturbations")
+    sts.add_argument("--visual-kinds", nargs="+", default=list(VISUAL_KINDS), metavar="KIND", choices=VISUAL_KINDS,
+                     help=f"kinds of the visual suite (default: all): {', '.join(VISUAL_KINDS)}; the image kinds "
+                          f"({', '.join(VISUAL_IMAGE_LEVELS)}) change the rendering, so only pixel models take them")
+    sts.add_argument("--visual-rates", nargs="+", type=_rate, default=list(VISUAL_RATES), metavar="R",
+                     help="rates of the visual suite's character kinds: the fraction of eligible characters "
+                          f"changed (default: {' '.join(f'{r:g}' for r in VISUAL_RATES)})")
     sts.set_defaults(func=_run_sts)
+
+
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0 < rate <= 1:
+        raise argparse.ArgumentTypeError(f"{value}: use a fraction of eligible characters in (0, 1], e.g. 0.3")
+    return rate
 
 
 def _run_sts(args: argparse.Namespace) -> int:
@@ -50,7 +63,9 @@ def _run_sts(args: argparse.Namespace) -> int:
         model, info = load_model(spec, default=default_kind)
         models[spec], infos[spec] = model, info
     results = run_sts(models, suite=args.suite, data_dir=args.data_dir, out_dir=args.out,
-                      batch_size=args.batch_size, limit=args.limit, seed=args.seed, infos=infos)
+                      batch_size=args.batch_size, limit=args.limit, seed=args.seed, visual_kinds=args.visual_kinds,
+                      visual_rates=args.visual_rates, infos=infos)
     print(text_report(results))
-    print(f"\nwrote {args.out}/results.json, results.md, sts.png")
+    print(f"\nwrote {args.out}/results.json, results.md, sts.png" + (", visual.png" if "visual" in args.suite
+                                                                      or "all" in args.suite else ""))
     return 0

@@ -37,7 +37,7 @@ def markdown_table(results: dict) -> str:
     header = ["suite", "task", "n"] + [_column_name(m) for m in models]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
     first = models[0]
-    for suite in dict.fromkeys(r["suite"] for r in first["results"]):
+    for suite in _suites(first, visual=False):
         for r in first["results"]:
             if r["suite"] == suite:
                 cells = [_value(m["results"], "task", suite, r["task"]) for m in models]
@@ -55,7 +55,11 @@ def text_report(results: dict) -> str:
     cfg = results["config"]
     title = (f"STS test sets, cosine similarity, Spearman x100 - data: {results['data_source']}"
              + (f" - {cfg['limit']} pairs per task, evenly spread" if cfg.get("limit") else ""))
-    parts = [title, "", markdown_table(results)]
+    parts = [title]
+    if results["models"] and _suites(results["models"][0], visual=False):
+        parts += ["", markdown_table(results)]
+    if any(_suites(m, visual=True) for m in results["models"]):
+        parts += ["", visual_table(results)]
     if results["skipped"]:
         parts += ["", "Skipped (data absent, not evaluated):"]
         groups: dict[tuple[str, str], list[str]] = {}
@@ -69,8 +73,95 @@ def text_report(results: dict) -> str:
     return "\n".join(parts)
 
 
+def visual_table(results: dict) -> str:
+    """The visual suite: Spearman x100 per kind and rate (or level) for each model, and in brackets
+    its change from clean; an image kind is n/a for a text model."""
+    models = results["models"]
+    header = ["kind", "rate / level", "n"] + [_column_name(m) for m in models]
+    lines = ["Visual perturbations (STS-B en test, both sentences perturbed, seed "
+             f"{results['config'].get('seed', 0)}): Spearman x100 (change from clean); character kinds at a "
+             "rate (fraction of eligible characters changed), image kinds at a level (pixel models only).",
+             "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    for task, row in _visual_rows(models).items():
+        cells = []
+        for m in models:
+            result = next((r for r in m["results"] if r["suite"] == "visual" and r["task"] == task), None)
+            drop = next((d["spearman"] for d in m["summaries"]
+                         if d["suite"] == "visual" and d["name"] == f"drop @ {task}"), None)
+            if result is not None and result.get("not_applicable"):
+                cells.append("n/a")
+            elif result is None or result["spearman"] is None:
+                cells.append("-")
+            else:
+                cells.append(f"{result['spearman']:.2f}" + ("" if drop is None else f" ({-drop:+.2f})"))
+        label = "" if row["kind"] == "clean" else f"{row['unit']} {row['level']:g}".strip()
+        lines.append(f"| {row['kind']} | {label} | {row['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_visual(results: dict):
+    """visual.png: a panel per kind, Spearman x100 against rate (or level) for each model, clean at the left."""
+    import matplotlib.pyplot as plt
+
+    models = results["models"]
+    rows = _visual_rows(models)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows.values() if r["kind"] != "clean"))
+    n_cols = min(4, max(1, len(kinds)))
+    n_rows = max(1, -(-len(kinds) // n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.9 * n_rows), layout="constrained",
+                             squeeze=False)
+    for ax in axes.flat[len(kinds):]:
+        ax.axis("off")
+    for ax, kind in zip(axes.flat, kinds):
+        tasks = ["clean"] + [t for t, r in rows.items() if r["kind"] == kind]
+        levels = [rows[t]["level"] for t in tasks[1:]]
+        image = rows[tasks[1]]["on_pixels"]
+        # Character kinds on their rate axis (clean is rate 0); image kinds at evenly spaced levels.
+        x = list(range(len(tasks))) if image else [0.0] + levels
+        for k, m in enumerate(models):
+            y = [_score(m["results"], "task", "visual", t) for t in tasks]
+            if not np.all(np.isnan(y[1:])):     # a text model has no image-kind scores: no line
+                ax.plot(x, y, marker="o", color=f"C{k}", label=_column_name(m))
+        ax.set_xticks(x, ["clean"] + [f"{v:g}" for v in levels] if image else [f"{v:g}" for v in x],
+                      fontsize="small")
+        ax.set_xlabel(rows[tasks[1]]["unit"] or "rate", fontsize="small")
+        ax.set_title(kind + (" (pixel models)" if image else ""), fontsize="medium")
+        lowest = np.nanmin([_score(m["results"], "task", "visual", t) for m in models for t in tasks] + [0.0])
+        ax.set_ylim(min(0.0, lowest - 5), 100)    # the whole scale, as in sts.png
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.grid(color="0.85", linewidth=0.5)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Spearman x100")
+    axes.flat[0].legend(fontsize="small")
+    fig.suptitle("Visual perturbations: STS-B en test, both sentences perturbed")
+    return fig
+
+
+def _visual_rows(models: list[dict]) -> dict[str, dict]:
+    """Task name -> {kind, level, unit, on_pixels, n} of the visual suite, in the order the models ran them.
+
+    unit: what an image kind's level is ("sigma", "quality", "scale", "degrees"); "" for a rate."""
+    from pixelrep.render.visual import IMAGE_PERTURBATIONS
+
+    rows: dict[str, dict] = {}
+    for m in models:
+        for r in m["results"]:
+            if r["suite"] == "visual" and r["task"] not in rows:
+                kind, on_pixels = r.get("perturbation") or "clean", bool(r.get("on_pixels"))
+                rows[r["task"]] = dict(kind=kind, level=r.get("level"), on_pixels=on_pixels, n=r["n"],
+                                       unit=IMAGE_PERTURBATIONS[kind][1] if on_pixels else "")
+    return rows
+
+
+def _suites(model: dict, visual: bool) -> list[str]:
+    """The suites of a model's results, in order; the visual suite (its own table and figure) or the others."""
+    return [s for s in dict.fromkeys(r["suite"] for r in model["results"]) if (s == "visual") == visual]
+
+
 def write_outputs(results: dict, out_dir: str | Path, scatter: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, Path]:
-    """Write results.json, results.md and (with matplotlib) sts.png into out_dir; returns the paths."""
+    """Write results.json, results.md and (with matplotlib) sts.png, and visual.png when the visual suite
+    ran, into out_dir; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
@@ -82,13 +173,17 @@ def write_outputs(results: dict, out_dir: str | Path, scatter: dict[str, tuple[n
         print("figure skipped: matplotlib is not installed (pip install matplotlib)")
         return paths
     matplotlib.use("Agg")
-    paths["figure"] = out / "sts.png"
-    figure = plot_results(results, scatter or {})
-    png = io.BytesIO()
-    figure.savefig(png, format="png", dpi=110)
-    atomic_write_bytes(paths["figure"], png.getvalue())
     import matplotlib.pyplot as plt
-    plt.close(figure)
+
+    figures = {"figure": ("sts.png", plot_results(results, scatter or {}))}
+    if any(_suites(m, visual=True) for m in results["models"]):
+        figures["visual_figure"] = ("visual.png", plot_visual(results))
+    for key, (name, figure) in figures.items():
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=110)
+        paths[key] = out / name
+        atomic_write_bytes(paths[key], png.getvalue())
+        plt.close(figure)
     return paths
 
 
@@ -100,8 +195,8 @@ def plot_results(results: dict, scatter: dict[str, tuple[np.ndarray, np.ndarray]
 
     models = results["models"]
     first = models[0]
-    suites = list(dict.fromkeys(r["suite"] for r in first["results"]))
-    n_rows = len(suites) + (1 if scatter else 0)
+    suites = _suites(first, visual=False)     # the visual suite has its own figure (plot_visual)
+    n_rows = max(1, len(suites) + (1 if scatter else 0))
     n_cols = max(1, len(scatter))
     widest = max([sum(r["suite"] == s for r in first["results"]) + 3 for s in suites] + [6])
     fig = plt.figure(figsize=(min(20.0, max(8.0, 0.45 * widest * max(1, len(models)) + 2)), 3.2 * n_rows),

@@ -5,10 +5,14 @@ torch): PixelEncoder, sentence-transformers models, or a test double.
 """
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
+
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, perturb_pixels
 
 
 def encode(model, sentences: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -95,3 +99,57 @@ class CachedEncoder:
         if not sentences:
             return np.zeros((0, 0))
         return np.stack([self._cache[s] for s in sentences])
+
+
+class PerturbedPixelEncoder:
+    """A PixelEncoder that reads its renderings after an image perturbation (blur, JPEG, ...).
+
+    Built from the encoder's public pieces: its renderer draws each sentence, the perturbation
+    (`pixelrep.render.perturb_pixels`) changes the text patches (the end patch stays as drawn, so
+    the model still sees where the text ends), `pixelrep.batch.collate` pads, and the encoder's
+    forward reads, on the device the encoder sits on. A sentence's random draws are seeded from
+    `seed` and the sentence itself, so its embedding does not depend on the batch it came in.
+    """
+
+    def __init__(self, encoder, kind: str, level: float, seed: int = 0):
+        if kind not in IMAGE_PERTURBATIONS:
+            raise ValueError(f"unknown image perturbation {kind!r}; known: {', '.join(IMAGE_PERTURBATIONS)}")
+        self.encoder, self.kind, self.level, self.seed = encoder, kind, level, seed
+
+    def render(self, sentence: str):
+        """The sentence as the encoder draws it, with the perturbation applied to its text patches."""
+        rendered = self.encoder.renderer.render(sentence)
+        config = self.encoder.render_config
+        ps = config.patch_size
+        width = (rendered.num_patches - (1 if config.eos_patch else 0)) * ps
+        if width == 0:   # an empty text: nothing drawn to perturb
+            return rendered
+        rng = np.random.default_rng([self.seed, zlib.crc32(sentence.encode("utf-8", "surrogatepass"))])
+        pixels = rendered.pixels.copy()
+        pixels[:, :width] = perturb_pixels(pixels[:, :width], self.kind, self.level, rng=rng, patch_size=ps)
+        return dataclasses.replace(rendered, pixels=pixels)
+
+    def encode(self, sentences: Sequence[str], batch_size: int = 64, **kwargs) -> np.ndarray:
+        """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; other
+        keywords (show_progress_bar, ...) are accepted and change nothing."""
+        import torch
+
+        from pixelrep.batch import collate
+
+        enc = self.encoder
+        rendered = [self.render(s) for s in sentences]
+        device = next(enc.parameters()).device
+        out = np.zeros((len(sentences), enc.embedding_dim), dtype=np.float32)
+        # Longest first, as PixelEncoder.encode does, so batches pad little.
+        order = sorted(range(len(rendered)), key=lambda i: -rendered[i].num_patches)
+        was_training = enc.training
+        enc.eval()
+        try:
+            with torch.no_grad():
+                for b in range(0, len(order), batch_size):
+                    idx = order[b:b + batch_size]
+                    pixels, mask = collate([rendered[i] for i in idx])
+                    out[idx] = enc(pixels.to(device), mask.to(device)).float().cpu().numpy()
+        finally:
+            enc.train(was_training)
+        return out

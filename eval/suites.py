@@ -13,16 +13,17 @@ Folder layout (any of .jsonl/.csv/.tsv, optionally .gz, with columns sentence1, 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from pixelrep.eval.data import EXTENSIONS, StsData, concat, cross_pairs, is_sts_file, load_sts_file, dataset_to_sts
-from pixelrep.eval.sts import CachedEncoder, predict_similarity, score_predictions
+from pixelrep.eval.sts import CachedEncoder, PerturbedPixelEncoder, predict_similarity, score_predictions
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS
 
-SUITES = ("english", "stsb-multi", "crosslingual", "sts17", "robustness")
+SUITES = ("english", "stsb-multi", "crosslingual", "sts17", "robustness", "visual")
 SUITE_CHOICES = SUITES + ("all",)
 
 ENGLISH_YEARS = ("sts12", "sts13", "sts14", "sts15", "sts16")
@@ -32,6 +33,12 @@ STSB_LANGS = ("en", "de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh", "ja")
 XLING_HEADLINE = ("de", "es", "fr", "it", "nl")
 STS17_PAIRS = ("en-en", "ar-ar", "es-es", "en-ar", "en-de", "en-tr", "es-en", "fr-en", "it-en", "nl-en")
 TYPO_RATES = (0.05, 0.1, 0.2)
+# The visual suite: every character kind of pixelrep.render.visual at each rate, every image kind at
+# three levels, mildest first: blur sigma (px), JPEG quality, low-res scale, degrees each patch turns.
+VISUAL_KINDS = tuple(TEXT_PERTURBATIONS) + tuple(IMAGE_PERTURBATIONS)
+VISUAL_RATES = (0.1, 0.3, 0.5)
+VISUAL_IMAGE_LEVELS = {"blur": (0.5, 1.0, 1.5), "jpeg": (50, 20, 10), "low-res": (0.75, 0.5, 0.35), "rotate": (3, 6, 10)}
+IMAGE_NOT_APPLICABLE = "image perturbation: a text model never sees the rendering"
 
 HUB_IDS = {
     "year": "mteb/{name}-sts",
@@ -157,6 +164,10 @@ class Task:
     suite: str
     name: str
     data: StsData
+    perturbation: str | None = None   # the visual suite's kind ("homoglyphs", "blur", ...); None when clean
+    level: float | None = None        # its rate (character kinds) or level (image kinds)
+    on_pixels: bool = False           # an image kind: applied to the rendering, so pixel models only
+    seed: int = 0                     # seed of an image kind's random draws
 
 
 @dataclass
@@ -188,10 +199,21 @@ def expand_suites(suite: str | list[str]) -> list[str]:
 
 
 def build_plan(suite: str | list[str], source: DataSource, limit: int | None = None,
-               typo_rates: tuple[float, ...] = TYPO_RATES, seed: int = 0) -> Plan:
-    """Assemble the test-split tasks of the given suites from `source`; absent data is listed in plan.missing."""
+               typo_rates: tuple[float, ...] = TYPO_RATES, seed: int = 0,
+               visual_kinds: tuple[str, ...] = VISUAL_KINDS, visual_rates: tuple[float, ...] = VISUAL_RATES) -> Plan:
+    """Assemble the test-split tasks of the given suites from `source`; absent data is listed in plan.missing.
+
+    visual_kinds / visual_rates: which kinds of the visual suite run, and the rates of its character
+    kinds (image kinds run at VISUAL_IMAGE_LEVELS).
+    """
     if limit is not None and limit < 2:
         raise ValueError(f"limit={limit}: need at least 2 pairs per task")
+    unknown = [k for k in visual_kinds if k not in VISUAL_KINDS]
+    if unknown:
+        raise ValueError(f"unknown visual perturbation kind(s) {unknown}; known: {', '.join(VISUAL_KINDS)}")
+    bad_rates = [r for r in visual_rates if not 0 < r <= 1]
+    if bad_rates:
+        raise ValueError(f"visual rates {bad_rates}: use fractions of eligible characters in (0, 1], e.g. 0.1 0.3 0.5")
     plan = Plan(source=source.description)
 
     def add(suite_name: str, task: str, load):
@@ -234,7 +256,8 @@ def build_plan(suite: str | list[str], source: DataSource, limit: int | None = N
                 add(s, pair, lambda p=pair: source.get("sts17", p))
             summarize(s, "avg", STS17_PAIRS)
             summarize(s, "cross-lingual avg", [p for p in STS17_PAIRS if _is_cross(p)])
-        elif s == "robustness":
+        elif s in ("robustness", "visual"):
+            # STS-B en test clean, then perturbed; each perturbed task's drop from clean is a summary.
             try:
                 clean = source.get("stsb", "en", "test")
             except DataMissing as e:
@@ -242,10 +265,28 @@ def build_plan(suite: str | list[str], source: DataSource, limit: int | None = N
                 continue
             clean = clean.spread(limit) if limit else clean
             plan.tasks.append(Task(s, "clean", clean))
-            for rate in typo_rates:
-                plan.tasks.append(Task(s, typo_task(rate), add_typos_to_pairs(clean, rate, seed)))
-                summarize(s, f"drop @ {typo_task(rate)}", ("clean", typo_task(rate)), kind="drop")
+            perturbed = [Task(s, typo_task(rate), add_typos_to_pairs(clean, rate, seed)) for rate in typo_rates] \
+                if s == "robustness" else visual_tasks(clean, visual_kinds, visual_rates, seed)
+            for task in perturbed:
+                plan.tasks.append(task)
+                summarize(s, f"drop @ {task.name}", ("clean", task.name), kind="drop")
     return plan
+
+
+def visual_tasks(clean: StsData, kinds: tuple[str, ...], rates: tuple[float, ...], seed: int) -> list[Task]:
+    """The visual suite's perturbed tasks: both sentences of every pair, seeded, per kind and rate or level."""
+    tasks = []
+    for kind in kinds:
+        if kind in TEXT_PERTURBATIONS:
+            tasks += [Task("visual", f"{kind} {rate:g}", perturb_pairs(clean, TEXT_PERTURBATIONS[kind], rate, seed, kind),
+                           perturbation=kind, level=rate) for rate in rates]
+        else:  # the text stays clean; the encoder perturbs its rendering (PerturbedPixelEncoder)
+            tasks += [Task("visual", f"{kind} {level:g}",
+                           replace(clean, source=f"{clean.source} + {kind} {level:g} on the rendering "
+                                                             f"(seed {seed})"),
+                           perturbation=kind, level=level, on_pixels=True, seed=seed)
+                      for level in VISUAL_IMAGE_LEVELS[kind]]
+    return tasks
 
 
 def typo_task(rate: float) -> str:
@@ -256,10 +297,16 @@ def add_typos_to_pairs(data: StsData, rate: float, seed: int) -> StsData:
     """Both sides of every pair with character typos at `rate`; the same seed gives the same text."""
     from pixelrep.render import add_typos
 
+    return perturb_pairs(data, add_typos, rate, seed, "typos")
+
+
+def perturb_pairs(data: StsData, perturb, rate: float, seed: int, label: str) -> StsData:
+    """Both sides of every pair through `perturb(text, rate, rng)`, one Generator seeded with `seed`
+    drawn through sentence1 then sentence2: the same seed gives the same text."""
     rng = np.random.default_rng(seed)
-    s1 = [add_typos(t, rate, rng) for t in data.sentence1]
-    s2 = [add_typos(t, rate, rng) for t in data.sentence2]
-    return StsData(s1, s2, data.score.copy(), data.skipped, f"{data.source} + typos {rate:g} (seed {seed})", data.rows)
+    s1 = [perturb(t, rate, rng) for t in data.sentence1]
+    s2 = [perturb(t, rate, rng) for t in data.sentence2]
+    return StsData(s1, s2, data.score.copy(), data.skipped, f"{data.source} + {label} {rate:g} (seed {seed})", data.rows)
 
 
 def _is_cross(pair: str) -> bool:
@@ -279,14 +326,25 @@ class ModelRun:
 
 def evaluate_plan(model, plan: Plan, batch_size: int = 64, progress: bool = True, desc: str = "") -> ModelRun:
     """Score every task of `plan` with `model` (anything with encode()), then its summaries."""
+    from pixelrep import PixelEncoder
+
     start = time.perf_counter()
     cached = CachedEncoder(model)
     results, predictions = [], {}
     for task in tqdm(plan.tasks, desc=desc or "STS", unit="task", disable=not progress):
-        pred = predict_similarity(cached, task.data.sentence1, task.data.sentence2, batch_size=batch_size)
+        row = dict(suite=task.suite, task=task.name)
+        if task.perturbation is not None:
+            row.update(perturbation=task.perturbation, level=task.level, on_pixels=task.on_pixels)
+        if task.on_pixels and not isinstance(model, PixelEncoder):
+            results.append(dict(row, spearman=None, pearson=None, n=len(task.data), skipped_rows=task.data.skipped,
+                                source=task.data.source, not_applicable=IMAGE_NOT_APPLICABLE))
+            continue
+        # An image kind's embeddings depend on the perturbation, so they get their own cache.
+        encoder = CachedEncoder(PerturbedPixelEncoder(model, kind=task.perturbation, level=task.level,
+                                                      seed=task.seed)) if task.on_pixels else cached
+        pred = predict_similarity(encoder, task.data.sentence1, task.data.sentence2, batch_size=batch_size)
         scores = score_predictions(pred, task.data.score)
-        results.append(dict(suite=task.suite, task=task.name, **scores, skipped_rows=task.data.skipped,
-                            source=task.data.source))
+        results.append(dict(row, **scores, skipped_rows=task.data.skipped, source=task.data.source))
         predictions[(task.suite, task.name)] = pred
     return ModelRun(results, summarize_results(plan.summaries, results), predictions, time.perf_counter() - start)
 
@@ -296,7 +354,9 @@ def summarize_results(summaries: list[Summary], results: list[dict]) -> list[dic
     by_key = {(r["suite"], r["task"]): r for r in results}
     out = []
     for s in summaries:
-        present = [by_key[(s.suite, t)] for t in s.tasks if (s.suite, t) in by_key]
+        # A row without a score (an image task of a text model) counts as absent.
+        present = [by_key[(s.suite, t)] for t in s.tasks
+                   if (s.suite, t) in by_key and by_key[(s.suite, t)]["spearman"] is not None]
         if s.kind == "drop":
             if len(present) != 2:
                 continue

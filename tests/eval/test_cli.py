@@ -65,12 +65,33 @@ def test_bag_of_words_is_word_matching():
     np.testing.assert_allclose(sims, [1.0, 0.0, 0.0], atol=1e-6)   # case and punctuation do not count
 
 
+def test_cli_visual_suite_with_chosen_kinds_and_rates(sts_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("pixelrep.eval.models.load_model",
+                        lambda spec, default: (HashingEncoder(), dict(id=spec, kind=default, config={})))
+    out = tmp_path / "out"
+    args = _parse(["eval", "sts", "--model", "mine", "--suite", "visual", "--data-dir", str(sts_dir), "--out", str(out),
+                   "--visual-kinds", "homoglyphs", "blur", "--visual-rates", "0.3", "--seed", "5", "--no-bow"])
+    assert args.func(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["task"] for r in results["models"][0]["results"]] == ["clean", "homoglyphs 0.3", "blur 0.5", "blur 1",
+                                                                    "blur 1.5"]
+    assert results["config"]["visual_kinds"] == ["homoglyphs", "blur"] and results["config"]["seed"] == 5
+    printed = capsys.readouterr().out
+    assert "| homoglyphs | 0.3 | 8 |" in printed and "visual.png" in printed and (out / "visual.png").is_file()
+
+
 def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         _parse(["eval", "sts", "--model", "m", "--limit", "0"])
     with pytest.raises(SystemExit):
         _parse(["eval", "sts", "--model", "m", "--suite", "englsh"])
     assert "invalid choice: 'englsh'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse(["eval", "sts", "--model", "m", "--visual-kinds", "homoglyph"])
+    assert "invalid choice: 'homoglyph'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse(["eval", "sts", "--model", "m", "--visual-rates", "30"])
+    assert "30: use a fraction of eligible characters in (0, 1]" in capsys.readouterr().err
 
 
 def test_cli_with_a_saved_pixel_encoder(sts_dir, tmp_path, capsys):

@@ -52,7 +52,7 @@ def test_crosslingual_rejects_misaligned_translation(sts_dir):
 
 def test_limit_and_all(sts_dir):
     plan = build_plan("all", LocalSource(sts_dir), limit=3, typo_rates=())
-    assert {t.suite for t in plan.tasks} == {"english", "stsb-multi", "crosslingual", "sts17", "robustness"}
+    assert {t.suite for t in plan.tasks} == {"english", "stsb-multi", "crosslingual", "sts17", "robustness", "visual"}
     assert all(len(t.data) == 3 for t in plan.tasks)
     # Spread over each set (its first rows are one genre): the first, middle and last of 8 STS-B rows.
     stsb_en = next(t.data for t in plan.tasks if (t.suite, t.name) == ("stsb-multi", "en"))
