@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from pixelrep.train.align import AlignmentHeads
+    from pixelrep.teachers import save_teacher_vectors
+    from pixelrep.train.align import TeacherTargets
     from pixelrep.train.config import apply_overrides, load_stage, to_dict
     from pixelrep.train.data import load_pairs
-    from pixelrep.train.teacher_vectors import save_teacher_vectors
 
     repo = Path(__file__).resolve().parent.parent
     out, data_dir, wheels = Path(args.out), Path(args.data), Path(args.wheels)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The teachers, loaded as the trainer loads them (only the teachers of the heads are used).
     align = stage.align
-    teachers = AlignmentHeads(align, width=1).teachers if align is not None else []
+    teachers = TeacherTargets(align).teachers if align is not None else []
     names = align.teachers if align is not None else ()
     vector_bytes = sum(t.dim + 4 + 32 for t in teachers)   # int8 vector, scale and key per text
 

@@ -108,7 +108,7 @@ def bench(carry: Path, tiny: bool) -> dict:
 def teacher_speed(carry: Path, batch: int, rounds: int = 20) -> dict:
     """Sentences/s of the teacher as the trainer sees it: lookups of the packed vectors, per teacher."""
     from pixelrep.train.config import load_stage
-    from pixelrep.train.teacher_vectors import TeacherVectors
+    from pixelrep.teachers import TeacherVectors
 
     stage = load_stage(str(carry / "recipe.json"))
     if stage.align is None:

@@ -38,9 +38,9 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "lexicon-only": ("words only (the lexicon, with typos), 256 a step: word image -> teacher vector",
                      ["data.sources={lexicon}", "leapfrog_with=none", "leapfrog_every=0", "optim.batch_size=256"]),
     "default-minilm": ("the recipe with all-MiniLM-L6-v2 (English only) as teacher instead of USE-m3",
-                       ["align.lm=sentence-transformers/all-MiniLM-L6-v2"]),
+                       ["align.teacher=sentence-transformers/all-MiniLM-L6-v2"]),
     "default-two-teachers": ("the recipe with two sentence heads: USE-m3 (exported space) and all-MiniLM-L6-v2",
-                             ["align.lm=use-m3,sentence-transformers/all-MiniLM-L6-v2"]),
+                             ["align.teacher=use-m3,sentence-transformers/all-MiniLM-L6-v2"]),
     "default-lr2e-4": ("the recipe at a lower peak learning rate (keep the lexical signal)", ["optim.lr=2e-4"]),
 }
 
@@ -112,7 +112,7 @@ def report() -> None:
         plt.plot(*zip(*curve), marker=".", label=name)
         best = max(curve, key=lambda c: c[1])
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
-        teacher = config["align"]["lm"] if isinstance(config["align"]["lm"], str) else "+".join(config["align"]["lm"])
+        teacher = "+".join(load_stage(str(folder / "config.json")).align.teachers)   # old run folders say "lm"
         what = (f"{Path(config['init_from']).parent.name}/{Path(config['init_from']).name} continued at lr "
                 f"{config['optim']['lr']:g}, teacher {teacher.rsplit('/', 1)[-1]}, "
                 f"{config['data']['typo_rate']:.0%} typos"
@@ -148,7 +148,7 @@ def word_average(teacher_name: str) -> dict:
     from scipy.stats import spearmanr
 
     from pixelrep.eval.data import load_sts_file
-    from pixelrep.teacher import load_teacher
+    from pixelrep.teachers import load_teacher
     from pixelrep.train.config import data_path
 
     counts = collections.Counter()

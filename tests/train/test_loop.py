@@ -100,11 +100,11 @@ def test_next_stage_starts_from_the_previous_one(tmp_path):
 
 
 def test_alignment_heads_train_with_the_stage(tmp_path):
-    from pixelrep.teacher import ALIGN_CONFIG
-    from pixelrep.train.align import AlignConfig
+    from pixelrep.aligned import ALIGN_CONFIG
+    from pixelrep.train.config import AlignConfig
 
     data = write_pairs(tmp_path / "pairs.jsonl")
-    align = AlignConfig(lm=tiny_lm(tmp_path / "lm"), cache_dir=str(tmp_path / "cache"))
+    align = AlignConfig(teacher=tiny_lm(tmp_path / "lm"), cache_dir=str(tmp_path / "cache"))
     stage = tiny_stage(data, align=align, optim=OptimConfig(lr=2e-3, max_steps=4, batch_size=8))
     train(stage, tmp_path / "a", show_progress=False)
     records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]

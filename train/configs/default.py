@@ -36,9 +36,9 @@ import re
 from pathlib import Path
 
 from pixelrep.config import ModelConfig
-from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.files import atomic_write_bytes
 from pixelrep.render import RenderConfig
-from pixelrep.train.align import AlignConfig
+from pixelrep.train.config import AlignConfig
 from pixelrep.train.config import DataConfig, OptimConfig, StageConfig, data_path
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
@@ -177,7 +177,7 @@ def get_config() -> StageConfig:
         # Distillation only: a pair InfoNCE between a sentence and its typo'd view is solved by matching
         # pixels and pulled STS-B dev below zero in a first run; the teacher's meaning is the signal here.
         contrastive_weight=0.0,
-        align=AlignConfig(lm="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
+        align=AlignConfig(teacher="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
                           cross_weight=0.2, projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
         # 1,000 steps (30 min on one CPU thread); the bundled model then continued 2,000 steps from
         # this run's final/ at lr 3e-4, then 6,500 more with sentences.jsonl, then 5,000 at lr 2e-4 with
@@ -195,7 +195,7 @@ def get_config() -> StageConfig:
 def export(run_model: str, destination: str, results: str | None = None) -> None:
     """Fold the trained model's sentence projector into the encoder and save it as a plain PixelEncoder
     (results: an eval results.json whose scores go into the model card)."""
-    from pixelrep.teacher import AlignedPixelEncoder
+    from pixelrep.aligned import AlignedPixelEncoder
 
     encoder = AlignedPixelEncoder.from_pretrained(run_model).to_pixel_encoder()
     # float16 on disk: half the bytes in git and on GPU nodes; encode() computes in float32.

@@ -1,7 +1,7 @@
 """Stage 2, reasoning: NLI premise <-> entailed hypothesis, a contradiction as hard negative.
 
 Starts from the topical stage's best model. Offline data: SICK (4,500 pairs); at full scale use
-sentence-transformers/all-nli (subset pair-class), see README-train.
+sentence-transformers/all-nli (subset pair-class), see README, "Full-scale recipe (sketch)".
 """
 import dataclasses
 

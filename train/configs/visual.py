@@ -2,7 +2,7 @@
 
 Starts from random weights with the `small` preset on the offline data (Debian package titles);
 for the full-scale recipe start from PIXEL (init_from="Team-PIXEL/pixel-base", model/render None)
-with a hub sentence set, see README-train.
+with a hub sentence set, see README, "Full-scale recipe (sketch)".
 """
 from pixelrep.config import ModelConfig
 from pixelrep.render import RenderConfig

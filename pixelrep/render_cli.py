@@ -64,7 +64,7 @@ def image_format(path: str | Path) -> str:
 
 def save_preview(rendered, path: str | Path, scale: int = 4) -> Path:
     """Write preview(rendered) in the format of path's suffix, atomically, with a normal file's mode."""
-    from pixelrep.pretrained import atomic_write
+    from pixelrep.files import atomic_write
 
     path = Path(path)
     fmt = image_format(path)
