@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     repo = Path(__file__).resolve().parent.parent
     out, data_dir, wheels = Path(args.out), Path(args.data), Path(args.wheels)
-    stage = apply_overrides(load_stage(args.config), args.overrides)
+    stage = apply_overrides(load_stage(args.config, prepare=True), args.overrides)
     if stage.init_from is not None:
         raise SystemExit(f"device-pack: the recipe starts from {stage.init_from!r}, which the node cannot load; "
                          f"pack a recipe that trains from scratch, or carry that model too")

@@ -26,7 +26,7 @@ from pathlib import Path
 RUNS = Path(os.environ.get("PIXELREP_RUNS", "runs")) / "study"
 DOCS = Path("docs")
 
-# name -> (what it tests, overrides of the default stage). Paths come from prepare_data().
+# name -> (what it tests, overrides of the default stage). Paths come from prepare().
 ARMS: dict[str, tuple[str, list[str]]] = {
     "continuous": ("running text (PIXEL's rendering), English sentences + translations, mean pooling",
                    ["render.word_align=0", "model.pooling=mean", "data.sources={english}"]),
@@ -46,9 +46,9 @@ ARMS: dict[str, tuple[str, list[str]]] = {
 
 
 def run_arm(arm: str, steps: int, seed: int, eval_every: int) -> Path:
-    from pixelrep.train.configs.default import prepare_data
+    from pixelrep.train.configs.default import prepare
 
-    data = prepare_data()
+    data = prepare()
     out = RUNS / f"{arm}-s{seed}"
     overrides = [o.format(english=data["english"], lexicon=data["lexicon"]) for o in ARMS[arm][1]]
     overrides += [f"optim.max_steps={steps}", f"seed={seed}", f"eval_every={eval_every}", "workers=0",
@@ -71,9 +71,9 @@ def _dev_parts(model_dir: Path) -> dict:
     from pixelrep import PixelEncoder
     from pixelrep.eval.data import load_sts_file
     from pixelrep.eval.sts import evaluate_sts
-    from pixelrep.train.configs.default import prepare_data
+    from pixelrep.train.configs.default import prepare
 
-    dev = load_sts_file(prepare_data()["dev"])
+    dev = load_sts_file(prepare()["dev"])
     enc = PixelEncoder.from_pretrained(str(model_dir))
     parts = {"en": slice(0, 500), "en-X": slice(500, None)}
     return {k: round(evaluate_sts(enc, dev.sentence1[s], dev.sentence2[s], dev.score[s])["spearman"], 1)

@@ -240,6 +240,56 @@ class StageConfig:
             raise ValueError("keep_checkpoints, log_every and pad_multiple must be >= 1")
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a recipe's schedule: a run of the stage with a few fields changed, continuing an
+    earlier phase's checkpoint. A recipe's lineage is a tuple of these (train/configs/default.py), so
+    the README, the model card and a schedule read one declaration instead of copied prose.
+
+    name: the run folder under runs/; init: "<phase name>/best" or ".../final" (None: the stage's own
+    init_from); sources: the visual texts (None: the stage's); None fields keep the stage's value.
+    kept: the checkpoint the next phase (or the export) took, kept_step its step (None: max_steps).
+    """
+
+    name: str
+    max_steps: int
+    lr: float | None = None
+    warmup_steps: int | None = None
+    init: str | None = None
+    sources: tuple[str, ...] | None = None
+    typo_rate: float | None = None
+    kept: str = "final"
+    kept_step: int | None = None
+
+    def __post_init__(self):
+        if self.kept not in ("best", "final") or (self.kept == "final" and self.kept_step not in (None, self.max_steps)):
+            raise ValueError(f"phase {self.name!r}: kept={self.kept!r}, kept_step={self.kept_step}: keep 'final' "
+                             f"(all max_steps) or 'best' with the step it was at")
+
+    @property
+    def steps_kept(self) -> int:
+        """Steps of this phase in the checkpoint the next one starts from."""
+        return self.max_steps if self.kept_step is None else self.kept_step
+
+    def overrides(self, sources: dict[str, str] | None = None, runs: str = "runs") -> list[str]:
+        """The --set options that make the stage this phase (sources: data file by name)."""
+        sets = [f"init_from={runs}/{self.init}"] if self.init else []
+        if self.sources:
+            sets.append("data.sources=" + ",".join((sources or {}).get(k, k) for k in self.sources))
+        if self.typo_rate is not None:
+            sets.append(f"data.typo_rate={self.typo_rate:g}")
+        sets.append(f"optim.max_steps={self.max_steps}")
+        sets += [f"optim.warmup_steps={self.warmup_steps}"] if self.warmup_steps is not None else []
+        sets += [f"optim.lr={lr_text(self.lr)}"] if self.lr is not None else []
+        return sets
+
+
+def lr_text(lr: float) -> str:
+    """A learning rate as people write it: 3e-4, 2.5e-5 (not 0.0003)."""
+    mantissa, exponent = f"{lr:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 # --------------------------------------------------------------------------- loading and overrides
 
 # Keys renamed since run folders were first written: {config class: {old: new}}. A run's config.json
@@ -251,9 +301,13 @@ def data_path(*parts: str) -> str:
     return str(Path(os.environ.get("PIXELREP_DATA", "../shared/data"), *parts))
 
 
-def load_stage(name_or_path: str) -> StageConfig:
+def load_stage(name_or_path: str, *, prepare: bool = False) -> StageConfig:
     """A config by name (a module in pixelrep.train.configs), by path to a .py file with get_config(), or
-    by path to a resolved config .json (a run folder's config.json; make device-pack's recipe.json)."""
+    by path to a resolved config .json (a run folder's config.json; make device-pack's recipe.json).
+
+    get_config() only declares: it reads and writes nothing. A config module may also define prepare(),
+    which writes the files its config names (derived data); prepare=True runs it first, as `pixelrep
+    train` does before training (and --print-config, bench and the like never do)."""
     import importlib
     import importlib.util
 
@@ -276,6 +330,8 @@ def load_stage(name_or_path: str) -> StageConfig:
         module = importlib.import_module(f"pixelrep.train.configs.{name_or_path}")
     if not hasattr(module, "get_config"):
         raise ValueError(f"config {name_or_path!r} has no get_config() function")
+    if prepare and hasattr(module, "prepare"):
+        module.prepare()
     stage = module.get_config()
     if not isinstance(stage, StageConfig):
         raise TypeError(f"get_config() of {name_or_path!r} returned {type(stage).__name__}, expected StageConfig")
