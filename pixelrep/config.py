@@ -83,14 +83,24 @@ def from_dict(cls, data: dict, where: str | None = None, renamed: dict | None = 
 
     Strict, so that a typo or a config from a newer pixelrep fails loudly instead of being dropped: an
     unknown key is an error naming the known ones. Nested dataclass fields are built recursively.
-    renamed: {class: {old key: new key}} for keys older files still carry (read as the new key).
+    renamed: {class: {old key: new key}} for keys older files still carry, read as the new key (a dotted
+    new key, "run.workers", moved into a nested config).
     where: the dotted path for messages (default: the class name).
     """
     where = where or cls.__name__
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a JSON object for {cls.__name__}")
     old_keys = (renamed or {}).get(cls, {})
-    data = {old_keys.get(k, k): v for k, v in data.items()}
+    new_data: dict = {}
+    for key, value in data.items():
+        outer, _, inner = old_keys.get(key, key).partition(".")
+        if inner:   # moved into a nested config: "workers" -> "run.workers"
+            new_data[outer] = {**new_data.get(outer, {}), inner: value}
+        elif isinstance(value, dict) and isinstance(new_data.get(outer), dict):
+            new_data[outer] = {**value, **new_data[outer]}
+        else:
+            new_data[outer] = value
+    data = new_data
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(known))

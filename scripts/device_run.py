@@ -131,20 +131,20 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
 
     recipe = load_stage(str(carry / "recipe.json"))
     if tiny:
-        steps, sets, device = 4, ["optim.batch_size=8", "workers=0", "compile=false", "log_every=1"], "cpu"
+        steps, sets, device = 4, ["optim.batch_size=8", "run.workers=0", "run.compile=false", "run.log_every=1"], "cpu"
     else:
         # 70% of the measured end-to-end rate: dev evaluations, checkpoints, compilation and the
         # alignment terms are not in the bench. The time budget stops the run if this is still too many;
         # without a bench (--only train) a guess of 2,000 pairs/s.
         rate = bench_runs.get("recipe", {}).get("end_to_end_pairs_per_s") or 2000.0
         steps = max(50, int(0.7 * rate * seconds / batch))
-        sets, device = [f"optim.batch_size={batch}", f"workers={workers}", "precision=bf16", "compile=true",
-                        "pad_multiple=8", "log_every=10"], "cuda"
+        sets, device = [f"optim.batch_size={batch}", f"run.workers={workers}", "precision=bf16", "run.compile=true",
+                        "pad_multiple=8", "run.log_every=10"], "cuda"
     # Warmup keeps the recipe's share of the steps; about 8 dev evaluations pick best/.
     warmup = max(1, round(steps * recipe.optim.warmup_steps / recipe.optim.max_steps))
     every = max(1, steps // 8)
-    sets += [f"optim.max_steps={steps}", f"optim.warmup_steps={warmup}", f"eval_every={every}",
-             f"checkpoint_every={every}"]
+    sets += [f"optim.max_steps={steps}", f"optim.warmup_steps={warmup}", f"run.eval_every={every}",
+             f"run.checkpoint_every={every}"]
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)   # a rerun trains afresh
     start = time.perf_counter()

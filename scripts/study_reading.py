@@ -51,8 +51,8 @@ def run_arm(arm: str, steps: int, seed: int, eval_every: int) -> Path:
     data = prepare()
     out = RUNS / f"{arm}-s{seed}"
     overrides = [o.format(english=data["english"], lexicon=data["lexicon"]) for o in ARMS[arm][1]]
-    overrides += [f"optim.max_steps={steps}", f"seed={seed}", f"eval_every={eval_every}", "workers=0",
-                  f"checkpoint_every={eval_every}", f"optim.warmup_steps={min(100, steps // 10)}"]
+    overrides += [f"optim.max_steps={steps}", f"seed={seed}", f"run.eval_every={eval_every}", "run.workers=0",
+                  f"run.checkpoint_every={eval_every}", f"optim.warmup_steps={min(100, steps // 10)}"]
     if "leapfrog_every=0" not in overrides:
         overrides.append(f"leapfrog_every={min(100, steps // 10)}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",

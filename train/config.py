@@ -186,8 +186,30 @@ class AlignConfig:
 
 
 @dataclass(frozen=True)
+class RunConfig:
+    """How a run is driven, not what it learns: logging, evaluation and checkpoint cadence, rendering
+    workers, compilation. None of these changes the updates, so a resumed run may change any of them
+    (the recipe's other fields must match its config.json)."""
+
+    workers: int = 2               # DataLoader processes rendering batches
+    log_every: int = 10
+    eval_every: int = 0            # steps between dev evaluations; 0 = only at the end
+    checkpoint_every: int = 0      # steps between checkpoints; 0 = only at the end
+    keep_checkpoints: int = 2
+    compile: bool = False          # torch.compile the transformer blocks
+
+    def __post_init__(self):
+        for name in ("eval_every", "checkpoint_every", "workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"run.{name}={getattr(self, name)} must be >= 0")
+        if self.keep_checkpoints < 1 or self.log_every < 1:
+            raise ValueError("run.keep_checkpoints and run.log_every must be >= 1")
+
+
+@dataclass(frozen=True)
 class StageConfig:
-    """One training stage: model, data, optimisation, loss, evaluation and checkpointing."""
+    """One training stage: the recipe (model, data, optimisation, loss, model selection) and, apart,
+    the run controls (`run`)."""
 
     name: str
     data: DataConfig
@@ -204,15 +226,10 @@ class StageConfig:
     leapfrog_every: int = 0
     dev: str | None = None         # STS dev file (sentence1, sentence2, score) for model selection
     dev_limit: int = 0             # evaluate on the first N dev pairs; 0 = all
-    eval_every: int = 0            # steps between dev evaluations; 0 = only at the end
-    checkpoint_every: int = 0      # steps between checkpoints; 0 = only at the end
-    keep_checkpoints: int = 2
-    log_every: int = 10
     seed: int = 0
-    workers: int = 2               # DataLoader processes rendering batches
     pad_multiple: int = 1          # pad strips to a multiple of this many patches (fewer shapes for compile)
     precision: str = "bf16"        # bf16 autocast on GPU; the CPU always runs fp32
-    compile: bool = False
+    run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
         if self.init_from is None and (self.model is None or self.render is None):
@@ -233,11 +250,10 @@ class StageConfig:
             raise ValueError("leapfrog needs both leapfrog_with (a DataConfig) and leapfrog_every > 0")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        for name in ("dev_limit", "eval_every", "checkpoint_every", "workers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-        if self.keep_checkpoints < 1 or self.log_every < 1 or self.pad_multiple < 1:
-            raise ValueError("keep_checkpoints, log_every and pad_multiple must be >= 1")
+        if self.dev_limit < 0:
+            raise ValueError(f"dev_limit={self.dev_limit} must be >= 0")
+        if self.pad_multiple < 1:
+            raise ValueError("pad_multiple must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -292,9 +308,14 @@ def lr_text(lr: float) -> str:
 
 # --------------------------------------------------------------------------- loading and overrides
 
-# Keys renamed since run folders were first written: {config class: {old: new}}. A run's config.json
-# (and --set) may use the old name; it is read as the new one, and written with the new one.
-RENAMED_KEYS: dict[type, dict[str, str]] = {AlignConfig: {"lm": "teacher"}}
+# Keys renamed or moved since run folders were first written: {config class: {old: new}}, the new one
+# dotted when the key moved into a nested config. A run's config.json (and --set) may use the old name;
+# it is read as the new one, and written with the new one.
+RENAMED_KEYS: dict[type, dict[str, str]] = {
+    AlignConfig: {"lm": "teacher"},
+    StageConfig: {name: f"run.{name}" for name in
+                  ("workers", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile")},
+}
 
 def data_path(*parts: str) -> str:
     """A path in the offline data folder: $PIXELREP_DATA, or ../shared/data from the working directory."""
@@ -364,7 +385,8 @@ def apply_overrides(config, overrides: list[str]):
 
 def _set(obj, path: list[str], raw: str, prefix: str):
     """Return a copy of dataclass `obj` with the field at `path` set from the text `raw`."""
-    name, rest = RENAMED_KEYS.get(type(obj), {}).get(path[0], path[0]), path[1:]
+    moved = RENAMED_KEYS.get(type(obj), {}).get(path[0], path[0]).split(".")
+    name, rest = moved[0], moved[1:] + path[1:]
     where = prefix + name
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if name not in fields:

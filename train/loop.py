@@ -31,8 +31,6 @@ from pixelrep.train.config import HeadConfig, OptimConfig, StageConfig, from_dic
 from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
 from pixelrep.train.losses import info_nce
 
-# Stage fields a resumed run may change: they do not alter the updates (only speed, logs, checkpoints).
-RESUME_MAY_CHANGE = frozenset({"workers", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile"})
 
 # --------------------------------------------------------------------------- model
 
@@ -218,10 +216,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _check_same_config(saved: dict, stage: StageConfig, out: Path) -> None:
-    """A resumed run must train what the saved config.json says (RESUME_MAY_CHANGE aside)."""
+    """A resumed run must train what the saved config.json says (the run controls, stage.run, aside)."""
     # Through from_dict first, so that keys renamed since the run began (align.lm) compare as today's.
     saved, now = _flatten(to_dict(from_dict(saved))), _flatten(to_dict(stage))
-    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE)
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and not k.startswith("run."))
     if differ:
         raise ValueError(f"cannot resume {out}: the config differs from its config.json in {', '.join(differ)}; "
                          f"pass the same config and --set options, or choose another output dir")
@@ -347,7 +345,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
     deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
     info = distributed.setup(device)
     if info.device.type == "cpu":
-        torch.set_num_threads(cpu_threads_beside_workers(stage.workers))
+        torch.set_num_threads(cpu_threads_beside_workers(stage.run.workers))
     ckpt_root = out / "checkpoints"
     latest = checkpoint.latest_checkpoint(ckpt_root) if ckpt_root.exists() else None
     if latest is not None and not resume:
@@ -406,7 +404,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
         if stage.dev_limit:
             dev = dev.head(stage.dev_limit)
 
-    if stage.compile:
+    if stage.run.compile:
         compile_blocks(model.encoder)
     train_model: nn.Module = model
     if info.world_size > 1:
@@ -448,7 +446,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                     loaders[name] = iter(make_loader(
                         pairs[name], sources[name], stage.render, plans[name], seed=stage.seed, rank=info.rank,
                         world_size=info.world_size, grad_accum=accum, start_epoch=epoch, start_step=in_epoch,
-                        workers=stage.workers, pad_multiple=stage.pad_multiple, keep_texts=align is not None,
+                        workers=stage.run.workers, pad_multiple=stage.pad_multiple, keep_texts=align is not None,
                         pin_memory=info.device.type == "cuda"))
             lr = lr_at(step, stage.optim)
             for group in optimizer.param_groups:
@@ -485,7 +483,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                 bar.update(1)
             out_of_time = _past(deadline, info.device)
 
-            if step % stage.log_every == 0 or step == end or out_of_time:
+            if step % stage.run.log_every == 0 or step == end or out_of_time:
                 n = window["steps"]
                 last_loss = float(distributed.all_reduce_mean(window["loss"])) / n
                 elapsed = time.perf_counter() - window["start"]
@@ -497,7 +495,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                 window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
 
             paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
-            if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total
+            if stage.dev is not None and ((stage.run.eval_every and step % stage.run.eval_every == 0) or step == total
                                           or out_of_time):
                 if info.is_main:
                     score = _evaluate(model.encoder, dev, info.device)
@@ -508,10 +506,10 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
                     if bar is not None:
                         bar.write(f"step {step}: dev Spearman {score:.2f} (best {best_score:.2f} at step {best_step})")
                 distributed.barrier()
-            if ((stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end or stop.requested
+            if ((stage.run.checkpoint_every and step % stage.run.checkpoint_every == 0) or step == end or stop.requested
                     or out_of_time):
                 state = dict(positions=positions, best_score=best_score, best_step=best_step, initial_score=initial_score)
-                checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.keep_checkpoints)
+                checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.run.keep_checkpoints)
             window["start"] += time.perf_counter() - paused
             if stop.requested or out_of_time:
                 break

@@ -20,7 +20,7 @@ def test_smoke_run_learns_from_the_offline_data(shared_data, tmp_path, monkeypat
     result = train(stage, tmp_path / "run", show_progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
-    assert len(losses) == stage.optim.max_steps // stage.log_every
+    assert len(losses) == stage.optim.max_steps // stage.run.log_every
     assert sum(losses[-3:]) < sum(losses[:3]) - 0.5, losses
     # The same dev subset before and after: training beats the untrained model.
     assert result.initial_score is not None and result.best_score > result.initial_score + 3, result
@@ -54,7 +54,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="differs from its config.json in optim.lr"):
         train(apply_overrides(stage, ["optim.lr=1e-3"]), tmp_path / "part", resume=True, show_progress=False)
     # A different worker count must not change the batches.
-    resumed = train(dataclasses.replace(stage, workers=1), tmp_path / "part", resume=True, show_progress=False)
+    resumed = train(dataclasses.replace(stage, run=dataclasses.replace(stage.run, workers=1)), tmp_path / "part", resume=True, show_progress=False)
     assert resumed.step == full.step == 8
     final = [tmp_path / run / "checkpoints" / "step-00000008" for run in ("full", "part")]
     a, b = (load_file(str(f / "model.safetensors")) for f in final)

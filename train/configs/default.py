@@ -43,7 +43,8 @@ from pathlib import Path
 from pixelrep.config import ModelConfig
 from pixelrep.files import atomic_write_bytes
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import AlignConfig, DataConfig, OptimConfig, Phase, StageConfig, data_path, lr_text
+from pixelrep.train.config import (AlignConfig, DataConfig, OptimConfig, Phase, RunConfig, StageConfig, data_path,
+                                   lr_text)
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
 PAIRS_PER_LANGUAGE = 12_000
@@ -193,10 +194,9 @@ def get_config() -> StageConfig:
         optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=1000,
                           batch_size=64),
         dev=data["dev"],
-        eval_every=100,
-        checkpoint_every=100,
-        workers=0,   # rendering is a few percent of a CPU step: no core is worth a worker here
         seed=0,
+        # Rendering is a few percent of a CPU step: no core is worth a worker here.
+        run=RunConfig(eval_every=100, checkpoint_every=100, workers=0),
     )
 
 

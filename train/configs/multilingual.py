@@ -24,7 +24,6 @@ def get_config() -> StageConfig:
         init_from="runs/reasoning/best",
         data=parallel_data(),
         optim=dataclasses.replace(base.optim, lr=5e-5, warmup_steps=100, max_steps=2000, batch_size=256),
-        eval_every=250,
-        checkpoint_every=250,
+        run=dataclasses.replace(base.run, eval_every=250, checkpoint_every=250),
         seed=3,
     )

@@ -17,7 +17,6 @@ def get_config() -> StageConfig:
         init_from="runs/topical/best",
         data=DataConfig(sources=data_path("nli/sick-train.jsonl"), pairs="reasoning"),
         optim=dataclasses.replace(base.optim, lr=3e-5, warmup_steps=20, max_steps=300, batch_size=128),
-        eval_every=50,
-        checkpoint_every=50,
+        run=dataclasses.replace(base.run, eval_every=50, checkpoint_every=50),
         seed=2,
     )
