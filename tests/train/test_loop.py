@@ -144,3 +144,22 @@ def test_leapfrog_alternates_and_ends_on_the_main_data():
     assert [source_at(s, short) for s in (0, 9, 10, 19, 20, 24)] == ["data", "data", "leapfrog_with", "leapfrog_with",
                                                                        "data", "data"]
     assert source_at(0, load_stage("reasoning")) == "data"
+
+
+def test_the_model_names_its_no_weight_decay_parameters():
+    """build_optimizer reads PixelViT.no_weight_decay() instead of guessing names: positions and the CLS
+    token, plus every 1-D parameter (biases, norms), are not decayed; every other weight is."""
+    from pixelrep.render import RenderConfig
+    from pixelrep.train.config import HeadConfig
+    from pixelrep.train.loop import ContrastiveModel, build_optimizer, no_weight_decay
+
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=16, cls_token=True), RenderConfig(max_patches=16))
+    assert encoder.vit.no_weight_decay() == {"pos_embed", "cls_token"}
+    model = ContrastiveModel(encoder, HeadConfig(), temperature=0.05)
+    assert no_weight_decay(model) == {"encoder.vit.pos_embed", "encoder.vit.cls_token"}
+    decay, no_decay = build_optimizer(model, OptimConfig(weight_decay=0.1), torch.device("cpu")).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in no_decay["params"]} == {n for n, p in model.named_parameters()
+                                                          if p.ndim < 2 or n.endswith(("pos_embed", "cls_token"))}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0 and "encoder.vit.patch_embed.weight" in {
+        names[id(p)] for p in decay["params"]}
