@@ -1,4 +1,5 @@
-"""File helpers every part uses: atomic writes and .npy bytes (a leaf: imports nothing of pixelrep).
+"""File helpers every part uses: atomic writes, .npy bytes, where the offline data is (a leaf: imports
+nothing of pixelrep).
 
 A reader (another process, a resumed run, a DDP rank) must never see half a file, and a crash must
 leave the old file intact, so everything pixelrep writes goes through `atomic_write`.
@@ -43,3 +44,10 @@ def npy_bytes(array) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def data_path(*parts: str) -> str:
+    """A path in the offline data folder, by the one rule every command and config follows:
+    $PIXELREP_DATA, else ../shared/data from the working directory (the checkout's root, where the
+    README's commands run; an installed pixelrep has no checkout to be relative to)."""
+    return str(Path(os.environ.get("PIXELREP_DATA", "../shared/data"), *parts))

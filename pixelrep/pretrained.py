@@ -122,8 +122,9 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
 # --------------------------------------------------------------------------- reading
 
-def _read_config(folder: Path) -> dict:
-    path = folder / CONFIG_NAME
+def read_config(folder: Path) -> dict:
+    """A checkpoint folder's config.json as a dict (errors name the file)."""
+    path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: a checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
@@ -165,7 +166,7 @@ def read_checkpoint(name_or_path: str | os.PathLike, *, revision: str | None = N
     """The configs, weights and metadata of a folder, "default" or a hub id; pixelrep or PIXEL format (see
     module doc). pooling overrides the checkpoint's pooling."""
     folder = resolve(name_or_path, revision)
-    config = _read_config(folder)
+    config = read_config(folder)
     if "format_version" in config or "model" in config:
         return _read_native(folder, config, pooling)
     if "hidden_size" in config and "num_hidden_layers" in config:

@@ -151,8 +151,9 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
     rc, stdout = run([sys.executable, "-m", "pixelrep", "train", str(carry / "recipe.json"), "--output-dir",
                       str(run_dir), "--device", device, "--stop-after-seconds", str(seconds), "--set", *sets])
     wall = time.perf_counter() - start
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()] \
-        if (run_dir / "log.jsonl").is_file() else []
+    from pixelrep.train.runs import CONFIG_FILE, read_run
+
+    log = read_run(run_dir).log if (run_dir / CONFIG_FILE).is_file() else []
     rates = [r["pairs_per_s"] for r in log if "pairs_per_s" in r]
     record = dict(ok=rc == 0, exit_code=rc, train_seconds=round(wall, 1), budget_seconds=seconds, sets=sets,
                   summary=last_json(stdout) if rc == 0 else None,
@@ -165,10 +166,11 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
 def export_and_eval(carry: Path, work: Path, tiny: bool) -> dict:
     """c. Fold the sentence projector into the best model, store it in float16, evaluate it."""
     from pixelrep.eval.models import load_model
+    from pixelrep.pretrained import read_config
 
     best, model = work / "run" / "best", work / "model"
     encoder = load_model(str(best))[0]   # as exported: a sentence projector is folded in
-    summary = json.loads((best / "config.json").read_text())["metadata"]
+    summary = read_config(best)["metadata"]
     encoder.save_pretrained(model, dtype="float16", metadata={
         "trained": True, "description": "pixelrep recipe trained on a lent GPU node (scripts/device_run.sh)",
         **{k: summary[k] for k in ("step", "dev_spearman") if k in summary}})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -316,11 +315,6 @@ RENAMED_KEYS: dict[type, dict[str, str]] = {
     StageConfig: {name: f"run.{name}" for name in
                   ("workers", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile")},
 }
-
-def data_path(*parts: str) -> str:
-    """A path in the offline data folder: $PIXELREP_DATA, or ../shared/data from the working directory."""
-    return str(Path(os.environ.get("PIXELREP_DATA", "../shared/data"), *parts))
-
 
 def load_stage(name_or_path: str, *, prepare: bool = False) -> StageConfig:
     """A config by name (a module in pixelrep.train.configs), by path to a .py file with get_config(), or

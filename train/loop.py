@@ -30,6 +30,7 @@ from pixelrep.train import checkpoint, distributed
 from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict
 from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
 from pixelrep.train.losses import info_nce
+from pixelrep.train.runs import CONFIG_FILE, LOG_FILE
 
 
 # --------------------------------------------------------------------------- model
@@ -277,7 +278,7 @@ class _Log:
 
     def __init__(self, folder: Path, enabled: bool, resume_step: int | None = None):
         self.enabled = enabled
-        path = folder / "log.jsonl"
+        path = folder / LOG_FILE
         if enabled and resume_step is not None and path.is_file():
             kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
             path.write_text("".join(line + "\n" for line in kept))
@@ -461,7 +462,7 @@ def _setup(stage: StageConfig, out: Path, resume: bool, device: str | None) -> _
     torch.manual_seed(stage.seed + 1 + info.rank)
     optimizer = build_optimizer(model, stage.optim, info.device)
 
-    config_file = out / "config.json"
+    config_file = out / CONFIG_FILE
     if latest is not None and config_file.is_file():
         _check_same_config(json.loads(config_file.read_text()), stage, out)
     if info.is_main:

@@ -33,6 +33,11 @@ def test_smoke_run_learns_from_the_offline_data(shared_data, tmp_path, monkeypat
         assert enc.encode(["A man plays a guitar."]).shape == (1, stage.model.embedding_dim)
     assert not any(k.startswith("head") for k in load_file(str(tmp_path / "run" / "final" / "model.safetensors")))
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step-00000080"
+    # Read back through the public reader, as scripts do.
+    from pixelrep.train.runs import read_run
+    run = read_run(tmp_path / "run")
+    assert run.stage.optim == stage.optim and [s for s, _ in run.dev_curve()] == [0, 20, 40, 60, 80]
+    assert run.model_step("final") == 80 and run.model_step("best") in (0, 20, 40, 60, 80)
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*")) == ["step-00000060", "step-00000080"]
 
 

@@ -41,10 +41,9 @@ import re
 from pathlib import Path
 
 from pixelrep.config import ModelConfig
-from pixelrep.files import atomic_write_bytes
+from pixelrep.files import atomic_write_bytes, data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import (AlignConfig, DataConfig, OptimConfig, Phase, RunConfig, StageConfig, data_path,
-                                   lr_text)
+from pixelrep.train.config import AlignConfig, DataConfig, OptimConfig, Phase, RunConfig, StageConfig, lr_text
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
 PAIRS_PER_LANGUAGE = 12_000
@@ -59,6 +58,10 @@ MONOLINGUAL_LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "
 LEXICON_EN, LEXICON_PER_LANGUAGE = 30_000, 5_000
 LEXICON_LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "tr", "ar")
 DEV_CROSS_LANGUAGES = ("de", "es", "fr", "it", "nl")
+# The dev mix (dev-mix.jsonl): the first DEV_EN_ROWS STS-B en dev pairs, then DEV_CROSS_ROWS en-X pairs
+# per language. DEV_MIX_PARTS names its two parts by rows, for scoring them apart.
+DEV_EN_ROWS, DEV_CROSS_ROWS = 500, 200
+DEV_MIX_PARTS = {"en": slice(0, DEV_EN_ROWS), "en-X": slice(DEV_EN_ROWS, None)}
 # Training sentences of STS length (STS-B averages 58 characters): a CPU step costs what its longest
 # strip costs, and longer texts teach the teacher's meaning no better.
 MAX_CHARS = 120
@@ -164,11 +167,12 @@ def prepare(out: Path = DERIVED, seed: int = 0) -> dict:
         def dev(lang):
             return [json.loads(line) for line in open(data_path(f"sts/stsb/{lang}/dev.jsonl"), encoding="utf-8")]
         en = dev("en")
-        rows = en[:500]
+        rows = en[:DEV_EN_ROWS]
         for k, lang in enumerate(DEV_CROSS_LANGUAGES):
             other = dev(lang)
+            start = DEV_EN_ROWS + DEV_CROSS_ROWS * k
             rows += [dict(sentence1=en[i]["sentence1"], sentence2=other[i]["sentence2"], score=en[i]["score"])
-                     for i in range(500 + 200 * k, 700 + 200 * k)]
+                     for i in range(start, start + DEV_CROSS_ROWS)]
         _write_jsonl(paths["dev"], rows)
     return data_files(out)
 

@@ -4,7 +4,8 @@ Starts from the reasoning stage's best model. Model selection stays on English S
 """
 import dataclasses
 
-from pixelrep.train.config import DataConfig, StageConfig, data_path
+from pixelrep.files import data_path
+from pixelrep.train.config import DataConfig, StageConfig
 from pixelrep.train.configs import reasoning
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pl", "pt", "ru", "zh", "ja")

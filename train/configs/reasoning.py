@@ -5,7 +5,8 @@ sentence-transformers/all-nli (subset pair-class), see README, "Full-scale recip
 """
 import dataclasses
 
-from pixelrep.train.config import DataConfig, StageConfig, data_path
+from pixelrep.files import data_path
+from pixelrep.train.config import DataConfig, StageConfig
 from pixelrep.train.configs import topical
 
 

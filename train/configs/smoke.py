@@ -4,8 +4,9 @@ NLI pairs from SICK with hard negatives, STS-B dev subset for model selection. N
 with 80 steps from random weights the pooled embedding learns faster without one.
 """
 from pixelrep.config import ModelConfig
+from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, RunConfig, StageConfig, data_path
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, RunConfig, StageConfig
 
 
 def get_config() -> StageConfig:

@@ -5,8 +5,9 @@ for the full-scale recipe start from PIXEL (init_from="Team-PIXEL/pixel-base", m
 with a hub sentence set, see README, "Full-scale recipe (sketch)".
 """
 from pixelrep.config import ModelConfig
+from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, OptimConfig, RunConfig, StageConfig, data_path
+from pixelrep.train.config import DataConfig, OptimConfig, RunConfig, StageConfig
 
 
 def get_config() -> StageConfig:
