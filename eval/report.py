@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelrep import strict_json
-from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.files import atomic_write_bytes
 
 RESULTS_FORMAT = "pixelrep-sts-results/1"
 

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Modules exposing register(commands, bench_commands); heavy imports stay inside their handlers.
-COMMAND_MODULES = ("pixelrep.render.cli", "pixelrep.encode_cli", "pixelrep.train.cli", "pixelrep.eval.cli")
+COMMAND_MODULES = ("pixelrep.render_cli", "pixelrep.encode_cli", "pixelrep.train.cli", "pixelrep.eval.cli")
 
 
 def positive_int(text: str) -> int:
@@ -18,7 +18,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pixelrep import __version__
+    from pixelrep.version import __version__
 
     parser = argparse.ArgumentParser(prog="pixelrep", description="Sentence representations from pixels.")
     parser.add_argument("--version", action="version", version=f"pixelrep {__version__}")

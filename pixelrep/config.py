@@ -1,7 +1,8 @@
-"""Model configuration and named presets (plain dicts, as timm does)."""
+"""Model configuration, named presets (plain dicts, as timm does), and the one strict `from_dict`."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 
 # Presets: keyword arguments for ModelConfig. `base` matches PIXEL's encoder (ViT-B/16 shape).
@@ -68,10 +69,49 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+
+def dataclass_in(hint) -> type | None:
+    """The dataclass a type hint names (`AlignConfig | None` -> AlignConfig), or None."""
+    for arg in typing.get_args(hint) or (hint,):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def from_dict(cls, data: dict, where: str | None = None, renamed: dict | None = None):
+    """Build the frozen config dataclass `cls` from JSON data (a checkpoint's or a run's config.json).
+
+    Strict, so that a typo or a config from a newer pixelrep fails loudly instead of being dropped: an
+    unknown key is an error naming the known ones. Nested dataclass fields are built recursively.
+    renamed: {class: {old key: new key}} for keys older files still carry, read as the new key (a dotted
+    new key, "run.workers", moved into a nested config).
+    where: the dotted path for messages (default: the class name).
+    """
+    where = where or cls.__name__
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a JSON object for {cls.__name__}")
+    old_keys = (renamed or {}).get(cls, {})
+    new_data: dict = {}
+    for key, value in data.items():
+        outer, _, inner = old_keys.get(key, key).partition(".")
+        if inner:   # moved into a nested config: "workers" -> "run.workers"
+            new_data[outer] = {**new_data.get(outer, {}), inner: value}
+        elif isinstance(value, dict) and isinstance(new_data.get(outer), dict):
+            new_data[outer] = {**value, **new_data[outer]}
+        else:
+            new_data[outer] = value
+    data = new_data
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        place = "" if where == cls.__name__ else f" in {where}"
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}{place}; known: {', '.join(known)}")
+    kwargs = {}
+    for key, value in data.items():
+        sub = dataclass_in(hints[key])
+        kwargs[key] = from_dict(sub, value, f"{where}.{key}", renamed) if sub and isinstance(value, dict) else value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # e.g. a required field missing from a JSON object
+        raise ValueError(f"{where}: {e}") from None

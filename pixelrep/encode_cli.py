@@ -41,10 +41,8 @@ def register(commands, bench_commands) -> None:
 def _run_encode(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from pixelrep.encoder import PixelEncoder
-    from pixelrep.pretrained import atomic_write
+    from pixelrep.files import atomic_write_bytes, npy_bytes
 
     text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text(encoding="utf-8")
     lines = read_lines(text)
@@ -53,11 +51,7 @@ def _run_encode(args: argparse.Namespace) -> int:
                        precision=args.precision)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:   # a file object, so numpy does not append .npy to the temp name
-            np.save(f, emb)
-    atomic_write(out, write)
+    atomic_write_bytes(out, npy_bytes(emb))
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {out}", file=sys.stderr)
     return 0
 

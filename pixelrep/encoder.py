@@ -221,11 +221,13 @@ class PixelEncoder(nn.Module):
         dtype: "float32", or "float16" / "bfloat16" to store the weights in half the bytes (loading upcasts).
         """
         from pixelrep.export import model_card, write_sentence_transformers_files
-        from pixelrep.pretrained import atomic_write_bytes, save_pretrained
+        from pixelrep.files import atomic_write_bytes
+        from pixelrep.pretrained import write_checkpoint
 
         card = model_card(self, name=os.path.basename(os.path.abspath(directory)), metadata=metadata or {},
                           results=results)   # a bad results file fails here, before any file is written
-        folder = save_pretrained(self, directory, metadata=metadata, dtype=dtype)
+        folder = write_checkpoint(directory, model=self.model_config, render=self.render_config,
+                                  state=self.state_dict(), metadata=metadata, dtype=dtype)
         write_sentence_transformers_files(folder)
         atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
 
@@ -236,5 +238,13 @@ class PixelEncoder(nn.Module):
 
         pooling="mean"|"cls" overrides the checkpoint's pooling ("cls" needs a CLS token, as PIXEL has).
         """
-        from pixelrep.pretrained import load_pretrained
-        return load_pretrained(name_or_path, revision=revision, pooling=pooling)
+        from pixelrep.pretrained import load_state, read_checkpoint
+
+        checkpoint = read_checkpoint(name_or_path, revision=revision, pooling=pooling)
+        encoder = cls(checkpoint.model, checkpoint.render)
+        load_state(encoder, checkpoint.state, checkpoint.source)
+        encoder.metadata = checkpoint.metadata
+        if encoder.metadata.get("trained") is False:
+            what = encoder.metadata.get("description") or "this model was never trained"
+            warnings.warn(f"{os.fspath(name_or_path)!r} is untrained: {what}", UserWarning, stacklevel=2)
+        return encoder

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.files import atomic_write_bytes
 
 MODULE_CLASS = "pixelrep.st.PixelModule"
 MODULE_CONFIG = "pixelrep_module.json"
@@ -22,7 +22,7 @@ CHARS_PER_PATCH = 2.5   # Latin text at the default 13 px font; the README's mea
 
 def write_sentence_transformers_files(folder: Path) -> None:
     """modules.json, config_sentence_transformers.json and pixelrep_module.json in `folder`."""
-    from pixelrep import __version__
+    from pixelrep.version import __version__
 
     files = {
         "modules.json": [{"idx": 0, "name": "0", "path": "", "type": MODULE_CLASS}],

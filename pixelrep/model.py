@@ -104,6 +104,11 @@ class PixelViT(nn.Module):
         if self.pool_score is not None:   # equal scores: weighted pooling starts as the plain mean
             nn.init.zeros_(self.pool_score.weight)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters weight decay would only pull towards zero, not regularise (as timm's models say):
+        the positions and the CLS token. Biases and norms (1-D) are left out by the optimizer's own rule."""
+        return {"pos_embed"} | ({"cls_token"} if self.cls_token is not None else set())
+
     def token_mask(self, patch_mask: torch.Tensor) -> torch.Tensor:
         """bool [B, P] real patches -> bool [B, T] real tokens, the positions forward_features returns."""
         return token_mask(patch_mask, self.cfg.patches_per_token)

@@ -1,27 +1,28 @@
-"""Checkpoints: save_pretrained / load_pretrained for PixelEncoder, and import of PIXEL checkpoints.
+"""Checkpoint I/O: configs, weights and metadata in and out of a folder; it builds no model.
 
 A pixelrep checkpoint is a folder with two files:
   config.json        {"format_version": 1, "model": ModelConfig, "render": RenderConfig, "metadata": {...}}
   model.safetensors  the PixelEncoder state dict (weights only: safetensors never runs code, pickle can)
 
-`load_pretrained` takes such a folder, the bundled name "default", or a Hugging Face hub id. It also
+`read_checkpoint` takes such a folder, the bundled name "default", or a Hugging Face hub id. It also
 reads PIXEL checkpoints (Team-PIXEL/pixel-base, Pixel-Linguist/Pixel-Linguist-v0: a ViT-MAE-style
-config.json with hidden_size etc. and safetensors weights) and maps them onto a PixelEncoder.
+config.json with hidden_size etc. and safetensors weights) and maps their weights onto PixelEncoder keys.
+`PixelEncoder.from_pretrained` builds itself from what it returns (as timm's builders do), so this
+module never imports the encoder and the two do not import each other.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import uuid
-import warnings
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from pixelrep import strict_json
-from pixelrep.config import ModelConfig
+from pixelrep.config import ModelConfig, from_dict
+from pixelrep.files import atomic_write
 from pixelrep.render import MAX_PATCHES_LIMIT, RenderConfig
 
 FORMAT_VERSION = 1
@@ -33,41 +34,29 @@ CONFIG_KEYS = ("format_version", "model", "render", "metadata")
 HUB_FILES = [CONFIG_NAME, "*.safetensors", "preprocessor_config.json", "text_renderer_config.json"]
 
 
+@dataclass
+class Checkpoint:
+    """What a checkpoint folder holds: the configs to build a PixelEncoder, its float32 weights, metadata.
+
+    `source` is what errors about the weights name (the weights file, or the folder for PIXEL imports)."""
+
+    model: ModelConfig
+    render: RenderConfig
+    state: dict[str, torch.Tensor]
+    source: Path
+    metadata: dict = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------- writing
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call write(temp_path) for a temp file next to `path`, then rename it over `path` in one step.
-
-    A reader never sees a half-written file, and a crash leaves the old file intact.
-    """
-    # A unique name in the same folder (os.replace is atomic only within one filesystem); not
-    # mkstemp, whose 0600 mode would stick to the final file.
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"))
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())          # the bytes are on disk before the name points at them
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # some writers (safetensors) create files private to the owner
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """atomic_write for content already in memory (JSON, markdown, serialised tensors, a PNG)."""
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
-
 
 # Storage precisions for save_pretrained(dtype=...); loading always upcasts to float32.
 SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def save_pretrained(encoder, directory: str | os.PathLike, metadata: dict | None = None,
-                    dtype: str = "float32") -> Path:
-    """Write `encoder` into `directory` (created if needed; other files there are left alone).
+def write_checkpoint(directory: str | os.PathLike, *, model: ModelConfig, render: RenderConfig,
+                     state: dict[str, torch.Tensor], metadata: dict | None = None, dtype: str = "float32") -> Path:
+    """Write config.json and model.safetensors into `directory` (created if needed; other files there are
+    left alone).
 
     metadata: free-form JSON-able facts (e.g. {"trained": True, "description": ...}); nothing is
     carried over from a loaded checkpoint, so a fine-tuned model never inherits stale labels.
@@ -82,9 +71,9 @@ def save_pretrained(encoder, directory: str | os.PathLike, metadata: dict | None
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", SAVE_DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in encoder.state_dict().items()}
-    config = {"format_version": FORMAT_VERSION, "model": encoder.model_config.to_dict(),
-              "render": encoder.render_config.to_dict(), "metadata": dict(metadata or {})}
+               for k, v in state.items()}
+    config = {"format_version": FORMAT_VERSION, "model": model.to_dict(), "render": render.to_dict(),
+              "metadata": dict(metadata or {})}
     text = strict_json.dumps(config, indent=2, ensure_ascii=False) + "\n"   # fails here, before any file is touched
     # Weights first: a new folder never holds a config.json without its weights.
     atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
@@ -133,8 +122,9 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
 # --------------------------------------------------------------------------- reading
 
-def _read_config(folder: Path) -> dict:
-    path = folder / CONFIG_NAME
+def read_config(folder: Path) -> dict:
+    """A checkpoint folder's config.json as a dict (errors name the file)."""
+    path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: a checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
@@ -158,9 +148,9 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is not a readable safetensors file ({e}); re-save or re-download it") from None
 
 
-def load_state(encoder, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Strictly load `state`, naming every missing, unexpected or mis-shaped key."""
-    expected = encoder.state_dict()
+def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Strictly load `state` into `module`, naming every missing, unexpected or mis-shaped key."""
+    expected = module.state_dict()
     problems = [f"missing key {k!r}" for k in expected if k not in state]
     problems += [f"unexpected key {k!r}" for k in state if k not in expected]
     problems += [f"key {k!r} has shape {tuple(v.shape)}, the config needs {tuple(expected[k].shape)}"
@@ -168,29 +158,24 @@ def load_state(encoder, state: dict[str, torch.Tensor], source: Path) -> None:
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise ValueError(f"{source} does not match its {CONFIG_NAME}: {shown}")
-    encoder.load_state_dict(state)
+    module.load_state_dict(state)
 
 
-def load_pretrained(name_or_path: str | os.PathLike, *, revision: str | None = None, pooling: str | None = None):
-    """A PixelEncoder from a folder, "default" or a hub id; pixelrep or PIXEL format (see module doc)."""
+def read_checkpoint(name_or_path: str | os.PathLike, *, revision: str | None = None,
+                    pooling: str | None = None) -> Checkpoint:
+    """The configs, weights and metadata of a folder, "default" or a hub id; pixelrep or PIXEL format (see
+    module doc). pooling overrides the checkpoint's pooling."""
     folder = resolve(name_or_path, revision)
-    config = _read_config(folder)
+    config = read_config(folder)
     if "format_version" in config or "model" in config:
-        encoder = _load_native(folder, config, pooling)
-    elif "hidden_size" in config and "num_hidden_layers" in config:
-        encoder = _load_pixel(folder, config, pooling)
-    else:
-        raise ValueError(f"{folder / CONFIG_NAME} is neither a pixelrep checkpoint (keys {list(CONFIG_KEYS)}) "
-                         f"nor a PIXEL / ViT-MAE config (hidden_size, num_hidden_layers, ...)")
-    if encoder.metadata.get("trained") is False:
-        what = encoder.metadata.get("description") or "this model was never trained"
-        warnings.warn(f"{os.fspath(name_or_path)!r} is untrained: {what}", UserWarning, stacklevel=3)
-    return encoder
+        return _read_native(folder, config, pooling)
+    if "hidden_size" in config and "num_hidden_layers" in config:
+        return _read_pixel(folder, config, pooling)
+    raise ValueError(f"{folder / CONFIG_NAME} is neither a pixelrep checkpoint (keys {list(CONFIG_KEYS)}) "
+                     f"nor a PIXEL / ViT-MAE config (hidden_size, num_hidden_layers, ...)")
 
 
-def _load_native(folder: Path, config: dict, pooling: str | None):
-    from pixelrep.encoder import PixelEncoder
-
+def _read_native(folder: Path, config: dict, pooling: str | None) -> Checkpoint:
     path = folder / CONFIG_NAME
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
@@ -203,19 +188,14 @@ def _load_native(folder: Path, config: dict, pooling: str | None):
         if not isinstance(config.get(key), dict):
             raise ValueError(f"{path}: {key!r} must be an object with the {key} config")
     try:
-        model = ModelConfig.from_dict(config["model"])
-        render = RenderConfig.from_dict(config["render"])
-        if pooling is not None:
-            model = ModelConfig.from_dict({**model.to_dict(), "pooling": pooling})
+        model = from_dict(ModelConfig, {**config["model"], **({"pooling": pooling} if pooling is not None else {})})
+        render = from_dict(RenderConfig, config["render"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
-    encoder = PixelEncoder(model, render)
     # Half-precision files (save_pretrained(dtype=...)) are upcast: the model always computes in float32.
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in read_safetensors(folder / WEIGHTS_NAME).items()}
-    load_state(encoder, state, folder / WEIGHTS_NAME)
-    encoder.metadata = dict(config.get("metadata") or {})
-    return encoder
+    return Checkpoint(model, render, state, source=folder / WEIGHTS_NAME, metadata=dict(config.get("metadata") or {}))
 
 
 # --------------------------------------------------------------------------- PIXEL import
@@ -281,9 +261,7 @@ def pixel_state_dict(raw: dict[str, torch.Tensor], depth: int, max_patches: int,
     return {k: v.to(torch.float32).contiguous() for k, v in out.items()}
 
 
-def _load_pixel(folder: Path, config: dict, pooling: str | None):
-    from pixelrep.encoder import PixelEncoder
-
+def _read_pixel(folder: Path, config: dict, pooling: str | None) -> Checkpoint:
     path = folder / CONFIG_NAME
     if config.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"{path}: hidden_act={config['hidden_act']!r}; only PIXEL's exact 'gelu' is supported")
@@ -318,7 +296,6 @@ def _load_pixel(folder: Path, config: dict, pooling: str | None):
                         layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
                         qkv_bias=bool(config.get("qkv_bias", True)))
     render = RenderConfig(patch_size=ps, font_size=min(font_px, ps), max_patches=max_patches, eos_patch=True)
-    encoder = PixelEncoder(model, render)
 
     files = sorted(folder.glob("model*.safetensors")) or sorted(folder.glob("*.safetensors"))
     if not files:
@@ -332,6 +309,5 @@ def _load_pixel(folder: Path, config: dict, pooling: str | None):
         state = pixel_state_dict(raw, depth=depth, max_patches=max_patches, image_mean=mean, image_std=std)
     except ValueError as e:
         raise ValueError(f"{folder}: {e}") from None
-    load_state(encoder, state, folder)
-    encoder.metadata = {"source": "PIXEL", "trained": True, "description": f"imported from PIXEL format ({folder})"}
-    return encoder
+    return Checkpoint(model, render, state, source=folder, metadata={
+        "source": "PIXEL", "trained": True, "description": f"imported from PIXEL format ({folder})"})

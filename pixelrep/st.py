@@ -23,7 +23,7 @@ except ImportError:
 from pixelrep.batch import collate
 from pixelrep.encoder import PixelEncoder, check_texts
 from pixelrep.export import MODULE_CONFIG
-from pixelrep.pretrained import save_pretrained
+from pixelrep.pretrained import write_checkpoint
 
 
 class PixelModule(InputModule):
@@ -71,7 +71,8 @@ class PixelModule(InputModule):
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
         """pixelrep's config.json + model.safetensors (so PixelEncoder.from_pretrained reads the folder too)."""
-        save_pretrained(self.encoder, output_path)
+        write_checkpoint(output_path, model=self.encoder.model_config, render=self.encoder.render_config,
+                         state=self.encoder.state_dict())
         self.save_config(output_path)
 
     @classmethod

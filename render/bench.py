@@ -37,12 +37,6 @@ TARGET_EN_PER_S = 10_000
 WORD_ALIGN, WORD_ALIGN_MAX_PATCHES = 3, 512
 
 
-def default_data_dir() -> Path:
-    """$PIXELREP_DATA, else ../shared/data next to the project folder."""
-    env = os.environ.get("PIXELREP_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
 def _sts_sentences(data_dir: Path, lang: str, n: int) -> list[str]:
     out: list[str] = []
     with open(data_dir / "sts" / "stsb" / lang / "test.jsonl", encoding="utf-8") as f:
@@ -68,12 +62,11 @@ def _arabic_sentences(data_dir: Path, n: int) -> list[str]:
     return out
 
 
-def load_sets(data_dir: Path | None = None, limit: int | None = None) -> dict[str, tuple[list[str], str]]:
+def load_sets(data_dir: Path, limit: int | None = None) -> dict[str, tuple[list[str], str]]:
     """{lang: (sentences, source)} from the shared data when present, else the bundled samples.
 
     limit caps the sentences per set (quick checks); the default sizes are SET_SIZES.
     """
-    data_dir = data_dir or default_data_dir()
     sets = {}
     for lang, n in SET_SIZES.items():
         n = min(n, limit) if limit else n
@@ -136,7 +129,7 @@ def _word_aligned(config: RenderConfig, sentences: list[str], runs: int, typo_ra
             "typo_sentences_per_s": round(statistics.median(t[0] for t in typo), 1)}
 
 
-def run_render_bench(data_dir: Path | None = None, runs: int = 3, typo_rate: float = 0.1,
+def run_render_bench(data_dir: Path, runs: int = 3, typo_rate: float = 0.1,
                      baseline_sentences: int = 500, config: RenderConfig | None = None,
                      limit: int | None = None, progress: bool = True) -> dict:
     """Benchmark every set; returns the JSON-ready report (see the module docstring)."""

@@ -42,14 +42,6 @@ class RenderConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "RenderConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown RenderConfig keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
-
 
 @dataclass
 class Rendered:

@@ -31,8 +31,6 @@ Every cache is keyed by the exact text and font, so pixels never depend on what 
 """
 from __future__ import annotations
 
-import multiprocessing
-import sys
 import unicodedata
 from typing import Sequence
 
@@ -367,21 +365,13 @@ class Renderer:
             x -= space
         return self._finish(boxes, x, spills, missing, truncated)
 
-    def render_batch(self, texts: Sequence[str], workers: int = 0) -> list[Rendered]:
-        """Render many texts; workers > 0 spreads large batches over that many processes."""
+    def render_batch(self, texts: Sequence[str]) -> list[Rendered]:
+        """Render many texts (a TypeError names the first that is not a str). Training renders in its
+        DataLoader workers, so there is no process pool here."""
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-        if workers < 0:
-            raise ValueError(f"workers={workers}: use 0 (this process) or a positive number of processes")
-        # A pool costs a process start per worker: only worth it when each gets thousands of texts.
-        if workers == 0 or len(texts) < 1000 * workers:
-            return [self.render(t) for t in texts]
-        # fork shares the loaded fonts; spawn (other systems) re-imports and reloads them.
-        ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        chunk = max(1, min(512, len(texts) // (4 * workers)))
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(self.config, self.layout)) as pool:
-            return pool.map(_render_in_worker, texts, chunksize=chunk)
+        return [self.render(t) for t in texts]
 
     # ---- line composition -----------------------------------------------------------------------
 
@@ -668,15 +658,3 @@ class Renderer:
             for old in list(cache)[:CACHE_SIZE // 2]:
                 del cache[old]
         cache[key] = entry
-
-
-_worker_renderer: Renderer | None = None
-
-
-def _init_worker(config: RenderConfig, layout: str) -> None:
-    global _worker_renderer
-    _worker_renderer = Renderer(config, layout=layout)
-
-
-def _render_in_worker(text: str) -> Rendered:
-    return _worker_renderer.render(text)

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import gzip
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -36,12 +35,6 @@ STS_LANGUAGES = ("en", "de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh", "ja
 WHEELS = ("datasets-*.whl", "dill-*.whl", "multiprocess-*.whl", "libfribidi0_*.deb")
 # The node may lack pytest (for `pytest -m gpu`): the versions installed here, fetched by pip (cached).
 TEST_PACKAGES = ("pytest", "pluggy", "iniconfig", "pytest-timeout")
-# Per pair kind: how a pair is written so that pixelrep.train.data.build_pairs reads it back as it was.
-COLUMNS = {"visual": {"text": "text"}, "multilingual": {"source": "source", "target": "target"},
-           "topical": {"title": "title", "paragraphs": "paragraphs"},
-           "reasoning": {"premise": "premise", "hypothesis": "hypothesis", "label": "label"}}
-
-
 def tree_bytes(repo: Path) -> int:
     """Bytes of what the node's working tree gets without carry: tracked files and untracked ones git
     does not ignore."""
@@ -61,37 +54,6 @@ def write_jsonl_gz(path: Path, rows) -> int:
     return len(data)
 
 
-def pair_rows(pairs, kind: str, index) -> list[dict]:
-    """Rows of the pairs at `index`, in the layout of COLUMNS[kind]."""
-    rows = []
-    for i in index:
-        a, p = pairs.anchors[i], pairs.positives[i]
-        n = pairs.negatives[i] if pairs.negatives is not None else None
-        if kind == "visual":
-            rows.append({"text": a})
-        elif kind == "multilingual":
-            rows.append({"source": a, "target": p})
-        elif kind == "topical":
-            rows.append({"title": a, "paragraphs": [p]})
-        else:
-            rows.append({"premise": a, "hypothesis": p, "label": "entailment"})
-            if n is not None:
-                rows.append({"premise": a, "hypothesis": n, "label": "contradiction"})
-    return rows
-
-
-def target_texts(pairs, index) -> set[str]:
-    """The texts the teacher embeds for these pairs (RenderedBatches' `targets`)."""
-    out = set()
-    for i in index:
-        out.add(pairs.anchors[i])
-        if not pairs.same_meaning:
-            out.add(pairs.positives[i])
-        if pairs.negatives is not None and pairs.negatives[i] is not None:
-            out.add(pairs.negatives[i])
-    return out
-
-
 def copy_sts(data_dir: Path, out: Path, rows: int | None) -> None:
     """STS-B test files of every language (the stsb-multi, crosslingual and robustness suites)."""
     for lang in STS_LANGUAGES:
@@ -105,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="overrides of the recipe, as pixelrep train --set")
     parser.add_argument("--out", default=".carry", help="the folder to build (git-ignored; replaced)")
-    parser.add_argument("--data", default=os.environ.get("PIXELREP_DATA", "../shared/data"), help="offline data")
+    parser.add_argument("--data", default=None, help="offline data (default: $PIXELREP_DATA or ../shared/data)")
     parser.add_argument("--wheels", default="../shared/device-wheels", help="what the node lacks, as files")
     parser.add_argument("--budget-mib", type=float, default=60.0, help="working tree + carry must fit in this")
     parser.add_argument("--max-texts", type=int, default=None,
@@ -114,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from pixelrep.train.align import AlignmentHeads
+    from pixelrep.files import data_path
+    from pixelrep.teachers import save_teacher_vectors
+    from pixelrep.train.align import TeacherTargets
     from pixelrep.train.config import apply_overrides, load_stage, to_dict
-    from pixelrep.train.data import load_pairs
-    from pixelrep.train.teacher_vectors import save_teacher_vectors
+    from pixelrep.train.data import field_columns, load_pairs, pair_rows
 
     repo = Path(__file__).resolve().parent.parent
-    out, data_dir, wheels = Path(args.out), Path(args.data), Path(args.wheels)
-    stage = apply_overrides(load_stage(args.config), args.overrides)
+    out, data_dir, wheels = Path(args.out), Path(args.data or data_path()), Path(args.wheels)
+    stage = apply_overrides(load_stage(args.config, prepare=True), args.overrides)
     if stage.init_from is not None:
         raise SystemExit(f"device-pack: the recipe starts from {stage.init_from!r}, which the node cannot load; "
                          f"pack a recipe that trains from scratch, or carry that model too")
@@ -152,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The teachers, loaded as the trainer loads them (only the teachers of the heads are used).
     align = stage.align
-    teachers = AlignmentHeads(align, width=1).teachers if align is not None else []
+    teachers = TeacherTargets(align).teachers if align is not None else []
     names = align.teachers if align is not None else ()
     vector_bytes = sum(t.dim + 4 + 32 for t in teachers)   # int8 vector, scale and key per text
 
@@ -168,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         head = order[name][:2000]
         sample_bytes += len(gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in
                                                   pair_rows(p, sources[name].pairs, head)).encode())) / len(head) * len(p)
-        sample_targets += len(target_texts(p, head)) / len(head) * len(p)
+        sample_targets += len(set(p.target_texts(head))) / len(head) * len(p)
     free = args.budget_mib * MIB - tree_bytes(repo) - folder_bytes(out) - 64 * 1024   # 64 KiB for the JSON files
     full = sample_bytes + sample_targets * vector_bytes
     fraction = min(1.0, 0.95 * free / full)
@@ -186,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         index = order[name][:max(stage.optim.batch_size, round(fraction * len(p)))]
         path = out / "data" / f"train-{name}.jsonl.gz"
         write_jsonl_gz(path, pair_rows(p, kind, index))
-        targets |= target_texts(p, index)
+        targets |= set(p.target_texts(index))
         shard[name] = dict(pairs=len(index), of=len(p), file=str(path))
         recipe = dataclasses.replace(recipe, **{name: dataclasses.replace(
-            sources[name], sources=(str(path),), columns=COLUMNS[kind], subset=None, split="train")})
+            sources[name], sources=(str(path),), columns=field_columns(kind), subset=None, split="train")})
 
     speed, cached = {}, {}
     if align is not None:

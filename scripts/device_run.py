@@ -108,7 +108,7 @@ def bench(carry: Path, tiny: bool) -> dict:
 def teacher_speed(carry: Path, batch: int, rounds: int = 20) -> dict:
     """Sentences/s of the teacher as the trainer sees it: lookups of the packed vectors, per teacher."""
     from pixelrep.train.config import load_stage
-    from pixelrep.train.teacher_vectors import TeacherVectors
+    from pixelrep.teachers import TeacherVectors
 
     stage = load_stage(str(carry / "recipe.json"))
     if stage.align is None:
@@ -131,28 +131,29 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
 
     recipe = load_stage(str(carry / "recipe.json"))
     if tiny:
-        steps, sets, device = 4, ["optim.batch_size=8", "workers=0", "compile=false", "log_every=1"], "cpu"
+        steps, sets, device = 4, ["optim.batch_size=8", "run.workers=0", "run.compile=false", "run.log_every=1"], "cpu"
     else:
         # 70% of the measured end-to-end rate: dev evaluations, checkpoints, compilation and the
         # alignment terms are not in the bench. The time budget stops the run if this is still too many;
         # without a bench (--only train) a guess of 2,000 pairs/s.
         rate = bench_runs.get("recipe", {}).get("end_to_end_pairs_per_s") or 2000.0
         steps = max(50, int(0.7 * rate * seconds / batch))
-        sets, device = [f"optim.batch_size={batch}", f"workers={workers}", "precision=bf16", "compile=true",
-                        "pad_multiple=8", "log_every=10"], "cuda"
+        sets, device = [f"optim.batch_size={batch}", f"run.workers={workers}", "precision=bf16", "run.compile=true",
+                        "pad_multiple=8", "run.log_every=10"], "cuda"
     # Warmup keeps the recipe's share of the steps; about 8 dev evaluations pick best/.
     warmup = max(1, round(steps * recipe.optim.warmup_steps / recipe.optim.max_steps))
     every = max(1, steps // 8)
-    sets += [f"optim.max_steps={steps}", f"optim.warmup_steps={warmup}", f"eval_every={every}",
-             f"checkpoint_every={every}"]
+    sets += [f"optim.max_steps={steps}", f"optim.warmup_steps={warmup}", f"run.eval_every={every}",
+             f"run.checkpoint_every={every}"]
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)   # a rerun trains afresh
     start = time.perf_counter()
     rc, stdout = run([sys.executable, "-m", "pixelrep", "train", str(carry / "recipe.json"), "--output-dir",
                       str(run_dir), "--device", device, "--stop-after-seconds", str(seconds), "--set", *sets])
     wall = time.perf_counter() - start
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()] \
-        if (run_dir / "log.jsonl").is_file() else []
+    from pixelrep.train.runs import CONFIG_FILE, read_run
+
+    log = read_run(run_dir).log if (run_dir / CONFIG_FILE).is_file() else []
     rates = [r["pairs_per_s"] for r in log if "pairs_per_s" in r]
     record = dict(ok=rc == 0, exit_code=rc, train_seconds=round(wall, 1), budget_seconds=seconds, sets=sets,
                   summary=last_json(stdout) if rc == 0 else None,
@@ -165,10 +166,11 @@ def train(carry: Path, work: Path, tiny: bool, seconds: float, batch: int, worke
 def export_and_eval(carry: Path, work: Path, tiny: bool) -> dict:
     """c. Fold the sentence projector into the best model, store it in float16, evaluate it."""
     from pixelrep.eval.models import load_model
+    from pixelrep.pretrained import read_config
 
     best, model = work / "run" / "best", work / "model"
     encoder = load_model(str(best))[0]   # as exported: a sentence projector is folded in
-    summary = json.loads((best / "config.json").read_text())["metadata"]
+    summary = read_config(best)["metadata"]
     encoder.save_pretrained(model, dtype="float16", metadata={
         "trained": True, "description": "pixelrep recipe trained on a lent GPU node (scripts/device_run.sh)",
         **{k: summary[k] for k in ("step", "dev_spearman") if k in summary}})

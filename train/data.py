@@ -100,6 +100,15 @@ class Pairs:
         negatives = self.negatives or [None] * len(self)
         return np.array([max(len(a), len(p), len(n or "")) for a, p, n in zip(self.anchors, self.positives, negatives)])
 
+    def target_texts(self, rows) -> list[str]:
+        """The alignment target of each text a batch of `rows` shows, in the batch's order: anchors, then
+        positives, then the hard negatives of the rows that have one. A rendition of the anchor (a view,
+        a translation: same_meaning) is pulled to the anchor's teacher vector; anything else to its own."""
+        anchors = [self.anchors[i] for i in rows]
+        positives = anchors if self.same_meaning else [self.positives[i] for i in rows]
+        negatives = [self.negatives[i] for i in rows] if self.negatives is not None else []
+        return anchors + positives + [n for n in negatives if n is not None]
+
 
 def _columns(table, data: DataConfig, source: str) -> dict[str, list]:
     """The canonical fields of `data.pairs` as Python lists, with errors naming missing columns."""
@@ -173,6 +182,31 @@ def build_pairs(table, data: DataConfig, source: str = "data") -> Pairs:
     if not len(pairs):
         raise ValueError(f"{source}: no {data.pairs} pairs could be built (check the columns and labels)")
     return pairs
+
+
+def pair_rows(pairs: Pairs, kind: str, rows) -> list[dict]:
+    """Table rows that build_pairs(kind) reads back as these pairs (`rows` of them), in columns named as the
+    fields: read them with DataConfig(pairs=kind, columns=field_columns(kind)). A shard of a source is
+    written this way (make device-pack)."""
+    out = []
+    for i in rows:
+        a, p = pairs.anchors[i], pairs.positives[i]
+        if kind == "visual":
+            out.append({"text": a})
+        elif kind == "multilingual":
+            out.append({"source": a, "target": p})
+        elif kind == "topical":
+            out.append({"title": a, "paragraphs": [p]})
+        else:
+            out.append({"premise": a, "hypothesis": p, "label": "entailment"})
+            if pairs.negatives is not None and pairs.negatives[i] is not None:
+                out.append({"premise": a, "hypothesis": pairs.negatives[i], "label": "contradiction"})
+    return out
+
+
+def field_columns(kind: str) -> dict[str, str]:
+    """data.columns for tables whose columns are named as the fields of `kind` (what pair_rows writes)."""
+    return {name: name for name in PAIR_COLUMNS[kind]}
 
 
 def _nli_label(label) -> str:
@@ -303,7 +337,7 @@ class RenderedBatches(Dataset):
                      negative_rows=torch.tensor(negative_rows, dtype=torch.long) if p.negatives is not None else None)
         if self.keep_texts:
             batch["texts"] = texts
-            batch["targets"] = anchors + (anchors if p.same_meaning else [p.positives[i] for i in rows]) + negatives
+            batch["targets"] = p.target_texts(rows)
         return batch
 
 

@@ -47,7 +47,11 @@ def setup(device: str | None = None) -> DistInfo:
 
 
 def teardown() -> None:
+    """Leave the process group together: a rank tearing gloo down while a peer is still inside a
+    collective aborted the process (SIGABRT, "terminate called without an active exception") on busy
+    machines, so every rank first waits for the others."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
@@ -67,9 +71,13 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """
     if world_size() == 1:
         return x
-    import torch.distributed.nn.functional as dist_fn
+    # The functional collective (torch.distributed.nn.functional.all_gather is deprecated): its backward
+    # is a reduce-scatter with sum, the gradient semantics above. wait() before anything else runs, so
+    # no collective is left in flight when the process group is torn down.
+    from torch.distributed import _functional_collectives as funcol
 
-    return torch.cat(dist_fn.all_gather(x), dim=0)
+    gathered = funcol.all_gather_single(x.contiguous(), 0, dist.group.WORLD)
+    return gathered.wait() if isinstance(gathered, funcol.AsyncCollectiveTensor) else gathered
 
 
 def barrier() -> None:

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,12 +27,11 @@ import torch.nn as nn
 from pixelrep import strict_json
 from pixelrep.encoder import PixelEncoder
 from pixelrep.train import checkpoint, distributed
-from pixelrep.train.config import HeadConfig, OptimConfig, StageConfig, save_json, to_dict
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict
 from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
 from pixelrep.train.losses import info_nce
+from pixelrep.train.runs import CONFIG_FILE, LOG_FILE
 
-# Stage fields a resumed run may change: they do not alter the updates (only speed, logs, checkpoints).
-RESUME_MAY_CHANGE = frozenset({"workers", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "compile"})
 
 # --------------------------------------------------------------------------- model
 
@@ -60,9 +59,9 @@ class ContrastiveModel(nn.Module):
         self.contrastive_weight = contrastive_weight
 
     def forward(self, pixels: torch.Tensor, mask: torch.Tensor, n: int, negative_rows: torch.Tensor | None = None,
-                texts: list[str] | None = None, targets: list[str] | None = None) -> dict[str, torch.Tensor]:
+                align_targets: dict | None = None) -> dict[str, torch.Tensor]:
         """Rows of pixels: n anchors, n positives, then hard negatives for `negative_rows` (None: no
-        negatives in this stage)."""
+        negatives in this stage); align_targets: the rows' TeacherTargets (tensors only), with alignment."""
         vit = self.encoder.vit
         features = vit.forward_features(pixels, mask)
         pooled = vit.pool(features, mask)
@@ -77,7 +76,7 @@ class ContrastiveModel(nn.Module):
             losses["contrastive"] = self.contrastive_weight * info_nce(z[:n], z[n:2 * n], negative, negative_mask,
                                                                         self.temperature)
         if self.align is not None:
-            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, texts, targets))
+            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, align_targets))
         return losses
 
 
@@ -103,13 +102,25 @@ def build_encoder(stage: StageConfig) -> PixelEncoder:
     return encoder
 
 
+def no_weight_decay(model: nn.Module) -> set[str]:
+    """Full names of the parameters that the modules inside `model` exclude from weight decay (their
+    no_weight_decay(), as timm's models declare it), so the optimizer need not guess parameter names."""
+    names = set()
+    for prefix, module in model.named_modules():
+        if callable(getattr(module, "no_weight_decay", None)):
+            names |= {f"{prefix}.{n}" if prefix else n for n in module.no_weight_decay()}
+    return names
+
+
 def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases, norms, positions and the CLS token (as timm and nanoGPT)."""
+    """AdamW; no weight decay on biases and norms (1-D) and on what the model declares (no_weight_decay():
+    positions, the CLS token), as timm and nanoGPT."""
+    skip = no_weight_decay(model)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith(("pos_embed", "cls_token")) else decay).append(p)
+        (no_decay if p.ndim < 2 or name in skip else decay).append(p)
     groups = [dict(params=decay, weight_decay=optim.weight_decay), dict(params=no_decay, weight_decay=0.0)]
     return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps,
                              fused=True if device.type == "cuda" else None)
@@ -218,9 +229,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _check_same_config(saved: dict, stage: StageConfig, out: Path) -> None:
-    """A resumed run must train what the saved config.json says (RESUME_MAY_CHANGE aside)."""
-    saved, now = _flatten(saved), _flatten(to_dict(stage))
-    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE)
+    """A resumed run must train what the saved config.json says (the run controls, stage.run, aside)."""
+    # Through from_dict first, so that keys renamed since the run began (align.lm) compare as today's.
+    saved, now = _flatten(to_dict(from_dict(saved))), _flatten(to_dict(stage))
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and not k.startswith("run."))
     if differ:
         raise ValueError(f"cannot resume {out}: the config differs from its config.json in {', '.join(differ)}; "
                          f"pass the same config and --set options, or choose another output dir")
@@ -240,7 +252,7 @@ def _save_model(model: ContrastiveModel, folder: Path, metadata: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _evaluate(encoder: PixelEncoder, dev, device: torch.device) -> float:
+def _dev_spearman(encoder: PixelEncoder, dev, device: torch.device) -> float:
     """STS dev Spearman x100 (encode() switches to eval mode and back)."""
     from pixelrep.eval.sts import evaluate_sts
 
@@ -266,7 +278,7 @@ class _Log:
 
     def __init__(self, folder: Path, enabled: bool, resume_step: int | None = None):
         self.enabled = enabled
-        path = folder / "log.jsonl"
+        path = folder / LOG_FILE
         if enabled and resume_step is not None and path.is_file():
             kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
             path.write_text("".join(line + "\n" for line in kept))
@@ -343,10 +355,88 @@ def train(stage: StageConfig, output_dir: str | os.PathLike, *, resume: bool = F
 
 def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, stop_after_seconds: float | None,
            device: str | None, show_progress: bool) -> TrainResult:
+    """The loop, read top to bottom: set up, then step / log / evaluate / checkpoint until done."""
     deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
+    run = _setup(stage, out, resume, device)
+    stage, info = run.stage, run.info
+    if stage.dev is not None and not run.resumed:
+        _evaluate(run, bar=None)   # the score before training: best/ starts as the initial model
+
+    total = stage.optim.max_steps
+    end = total if stop_after is None else min(total, run.step + stop_after)
+    bar = None
+    if info.is_main and show_progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, initial=run.step, desc=f"train {stage.name}", dynamic_ncols=True)
+    window = _Window(info.device)
+    run.model.train()
+    # Ctrl-C: the step in progress ends with a checkpoint (see _StopOnCtrlC)
+    with _StopOnCtrlC(enabled=info.world_size == 1, checkpoints=run.ckpt_root, bar=bar) as stop:
+        while run.step < end:
+            source = source_at(run.step, stage)
+            lr, grad_norm = _step(run, source, window, stop)
+            if bar is not None:
+                bar.update(1)
+            out_of_time = _past(deadline, info.device)
+
+            if run.step % stage.run.log_every == 0 or run.step == end or out_of_time:
+                _log_window(run, window, lr, grad_norm, source, bar)
+            paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
+            if stage.dev is not None and (_every(run.step, stage.run.eval_every) or run.step == total or out_of_time):
+                _evaluate(run, bar)
+            if _every(run.step, stage.run.checkpoint_every) or run.step == end or stop.requested or out_of_time:
+                checkpoint.save_checkpoint(run.ckpt_root, run.step, run.model, run.optimizer, run.state(),
+                                           keep=stage.run.keep_checkpoints)
+            window.start += time.perf_counter() - paused
+            if stop.requested or out_of_time:
+                break
+    return _finish(run, bar, end, interrupted=stop.requested)
+
+
+# --------------------------------------------------------------------------- the loop's pieces
+
+
+@dataclass
+class _Run:
+    """What a run holds between steps: the resolved stage, the model and its optimizer, the data, and
+    the state a checkpoint saves (step, data positions, best dev score)."""
+
+    stage: StageConfig
+    out: Path
+    info: distributed.DistInfo
+    model: ContrastiveModel
+    train_model: nn.Module            # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    autocast: object                  # a context factory: bf16 autocast on GPU, else nothing
+    targets: object | None            # TeacherTargets with alignment: the batch's texts -> target vectors
+    sources: dict[str, DataConfig]    # "data" and, leapfrogging, "leapfrog_with"
+    pairs: dict[str, Pairs]
+    plans: dict[str, BatchPlan]
+    dev: object | None                # the dev set (rank 0)
+    log: "_Log"
+    ckpt_root: Path
+    resumed: bool
+    step: int                         # optimizer steps done
+    positions: dict                   # [epoch, step in epoch] per data source
+    best_score: float | None          # best dev Spearman x100 so far, at best_step
+    best_step: int | None
+    initial_score: float | None       # dev Spearman x100 before training
+    loaders: dict = field(default_factory=dict)   # the one source's batch iterator in use
+    last_loss: float | None = None
+
+    def state(self) -> dict:
+        """What a checkpoint's state.json holds besides the step."""
+        return dict(positions=self.positions, best_score=self.best_score, best_step=self.best_step,
+                    initial_score=self.initial_score)
+
+
+def _setup(stage: StageConfig, out: Path, resume: bool, device: str | None) -> _Run:
+    """Process group and device, model and optimizer (restored from the latest checkpoint when resuming),
+    teachers, data plans, dev set, log. The order of the seeded steps is part of the result: the same
+    seed gives the same initial weights on every rank, and resumed runs match uninterrupted ones."""
     info = distributed.setup(device)
     if info.device.type == "cpu":
-        torch.set_num_threads(cpu_threads_beside_workers(stage.workers))
+        torch.set_num_threads(cpu_threads_beside_workers(stage.run.workers))
     ckpt_root = out / "checkpoints"
     latest = checkpoint.latest_checkpoint(ckpt_root) if ckpt_root.exists() else None
     if latest is not None and not resume:
@@ -357,12 +447,14 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
     torch.manual_seed(stage.seed)
     encoder = build_encoder(stage)
     stage = resolve_stage(stage, encoder)
-    align = None
+    align = targets = None
     if stage.align is not None:
-        from pixelrep.teacher import ALIGN_CONFIG
-        from pixelrep.train.align import AlignmentHeads
+        from pixelrep.aligned import ALIGN_CONFIG
+        from pixelrep.train.align import AlignmentHeads, TeacherTargets
 
-        align = AlignmentHeads(stage.align, width=stage.model.width, pooled_dim=stage.model.embedding_dim)
+        targets = TeacherTargets(stage.align)   # loads the teachers (or their precomputed vectors)
+        align = AlignmentHeads(stage.align, width=stage.model.width, pooled_dim=stage.model.embedding_dim,
+                               **targets.dims)
         if stage.init_from and (Path(stage.init_from) / ALIGN_CONFIG).is_file():
             align.load_pretrained(stage.init_from)  # carry the projectors over from the previous stage
     model = ContrastiveModel(encoder, stage.head, stage.temperature, align,
@@ -370,7 +462,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
     torch.manual_seed(stage.seed + 1 + info.rank)
     optimizer = build_optimizer(model, stage.optim, info.device)
 
-    config_file = out / "config.json"
+    config_file = out / CONFIG_FILE
     if latest is not None and config_file.is_file():
         _check_same_config(json.loads(config_file.read_text()), stage, out)
     if info.is_main:
@@ -378,18 +470,18 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
         save_json(stage, config_file)
     distributed.barrier()
 
-    positions = {"data": [0, 0], "leapfrog_with": [0, 0]}   # [epoch, step in epoch] per data source
-    step, best_score, best_step, initial_score = 0, None, None, None
+    step, positions = 0, {"data": [0, 0], "leapfrog_with": [0, 0]}   # [epoch, step in epoch] per data source
+    best_score = best_step = initial_score = None
     if latest is not None:
-        state = checkpoint.load_checkpoint(latest, model, optimizer)
-        step, positions = state["step"], state["positions"]
-        best_score, best_step, initial_score = state["best_score"], state["best_step"], state["initial_score"]
+        saved = checkpoint.load_checkpoint(latest, model, optimizer)
+        step, positions = saved["step"], saved["positions"]
+        best_score, best_step, initial_score = saved["best_score"], saved["best_step"], saved["initial_score"]
 
     # Data: pairs and plans for each source (the same on every rank), loaders made when first needed.
     sources = {"data": stage.data}
     if stage.leapfrog_with is not None:
         sources["leapfrog_with"] = stage.leapfrog_with
-    pairs: dict[str, Pairs] = {name: load_pairs(d) for name, d in sources.items()}
+    pairs = {name: load_pairs(d) for name, d in sources.items()}
     plans = {name: BatchPlan(p.lengths(), stage.optim.batch_size, seed=stage.seed,
                              bucket_batches=sources[name].bucket_batches) for name, p in pairs.items()}
     for plan in plans.values():  # checks the split over ranks early, with a clear message
@@ -403,7 +495,7 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
         if stage.dev_limit:
             dev = dev.head(stage.dev_limit)
 
-    if stage.compile:
+    if stage.run.compile:
         compile_blocks(model.encoder)
     train_model: nn.Module = model
     if info.world_size > 1:
@@ -412,114 +504,132 @@ def _train(stage: StageConfig, out: Path, resume: bool, stop_after: int | None, 
             find_unused_parameters=align is not None)
     use_bf16 = stage.precision == "bf16" and info.device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
-
     log = _Log(out, info.is_main, resume_step=step if latest is not None else None)
-    if stage.dev is not None and latest is None:
-        if info.is_main:
-            initial_score = best_score = _evaluate(model.encoder, dev, info.device)
-            best_step = 0
-            _save_model(model, out / "best", dict(stage=stage.name, step=0, dev_spearman=best_score))
-            log.write(dict(step=0, dev_spearman=initial_score, best_dev_spearman=best_score, best_step=0))
-        distributed.barrier()
+    return _Run(stage=stage, out=out, info=info, model=model, train_model=train_model, optimizer=optimizer,
+                autocast=autocast, targets=targets, sources=sources, pairs=pairs, plans=plans, dev=dev, log=log,
+                ckpt_root=ckpt_root, resumed=latest is not None, step=step, positions=positions,
+                best_score=best_score, best_step=best_step, initial_score=initial_score)
 
-    loaders: dict[str, object] = {}
-    total = stage.optim.max_steps
-    end = total if stop_after is None else min(total, step + stop_after)
-    bar = None
-    if info.is_main and show_progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, initial=step, desc=f"train {stage.name}", dynamic_ncols=True)
+
+def _batches(run: _Run, source: str, stop: "_StopOnCtrlC"):
+    """The batch iterator of `source`, started at its saved position when it is first needed. One source at
+    a time: switching stops the other's workers (its position is kept)."""
+    if source not in run.loaders:
+        run.loaders.clear()
+        epoch, in_epoch = run.positions[source]
+        stage, info = run.stage, run.info
+        with stop.children_ignore():
+            run.loaders[source] = iter(make_loader(
+                run.pairs[source], run.sources[source], stage.render, run.plans[source], seed=stage.seed,
+                rank=info.rank, world_size=info.world_size, grad_accum=stage.optim.grad_accum, start_epoch=epoch,
+                start_step=in_epoch, workers=stage.run.workers, pad_multiple=stage.pad_multiple,
+                keep_texts=run.targets is not None, pin_memory=info.device.type == "cuda"))
+    return run.loaders[source]
+
+
+def _step(run: _Run, source: str, window: "_Window", stop: "_StopOnCtrlC") -> tuple[float, torch.Tensor]:
+    """One optimizer step on `source` (grad_accum micro-steps); returns the lr and the gradient norm."""
+    stage, info = run.stage, run.info
+    batches = _batches(run, source, stop)
+    lr = lr_at(run.step, stage.optim)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
     accum = stage.optim.grad_accum
-    # Running sums stay on the device between log steps: no host sync per step.
-    window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
-    last_loss = None
-    model.train()
-    # Ctrl-C: the step in progress ends with a checkpoint (see _StopOnCtrlC)
-    with _StopOnCtrlC(enabled=info.world_size == 1, checkpoints=ckpt_root, bar=bar) as stop:
-        while step < end:
-            name = source_at(step, stage)
-            if name not in loaders:
-                loaders.clear()  # one source at a time: the other's workers stop, its position is kept
-                epoch, in_epoch = positions[name]
-                with stop.children_ignore():
-                    loaders[name] = iter(make_loader(
-                        pairs[name], sources[name], stage.render, plans[name], seed=stage.seed, rank=info.rank,
-                        world_size=info.world_size, grad_accum=accum, start_epoch=epoch, start_step=in_epoch,
-                        workers=stage.workers, pad_multiple=stage.pad_multiple, keep_texts=align is not None,
-                        pin_memory=info.device.type == "cuda"))
-            lr = lr_at(step, stage.optim)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for k in range(accum):
-                batch = next(loaders[name])
-                if [batch["epoch"], batch["step"]] != positions[name]:
-                    raise RuntimeError(f"data position out of sync: got {batch['epoch']}/{batch['step']}, "
-                                       f"expected {positions[name]}")
-                negative_rows = batch["negative_rows"]
-                # Gradients are averaged over ranks only on the last micro-step.
-                sync = k == accum - 1 or info.world_size == 1
-                with nullcontext() if sync else train_model.no_sync():
-                    with autocast():
-                        terms = train_model(batch["pixels"].to(info.device, non_blocking=True),
-                                            batch["mask"].to(info.device, non_blocking=True), batch["n"],
-                                            None if negative_rows is None else negative_rows.to(info.device),
-                                            batch.get("texts"), batch.get("targets"))
-                        loss = sum(terms.values())
-                    (loss / accum).backward()
-                window["loss"] += loss.detach() / accum
-                for t, v in terms.items():
-                    window["terms"][t] = window["terms"].get(t, 0.0) + v.detach() / accum
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), stage.optim.grad_clip or float("inf"))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window["steps"] += 1
-            epoch, in_epoch = positions[name]
-            positions[name] = [epoch + 1, 0] if in_epoch + 1 == len(plans[name]) else [epoch, in_epoch + 1]
-            if bar is not None:
-                bar.update(1)
-            out_of_time = _past(deadline, info.device)
+    for k in range(accum):
+        batch = next(batches)
+        if [batch["epoch"], batch["step"]] != run.positions[source]:
+            raise RuntimeError(f"data position out of sync: got {batch['epoch']}/{batch['step']}, "
+                               f"expected {run.positions[source]}")
+        negative_rows = batch["negative_rows"]
+        # The teachers' vectors join the batch here, outside the model step, which sees tensors only.
+        align_targets = None if run.targets is None else run.targets(batch["texts"], batch["targets"], info.device)
+        # Gradients are averaged over ranks only on the last micro-step.
+        sync = k == accum - 1 or info.world_size == 1
+        with nullcontext() if sync else run.train_model.no_sync():
+            with run.autocast():
+                terms = run.train_model(batch["pixels"].to(info.device, non_blocking=True),
+                                        batch["mask"].to(info.device, non_blocking=True), batch["n"],
+                                        None if negative_rows is None else negative_rows.to(info.device),
+                                        align_targets)
+                loss = sum(terms.values())
+            (loss / accum).backward()
+        window.add(loss, terms, accum)
+    window.steps += 1
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), stage.optim.grad_clip or float("inf"))
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    epoch, in_epoch = run.positions[source]
+    run.positions[source] = [epoch + 1, 0] if in_epoch + 1 == len(run.plans[source]) else [epoch, in_epoch + 1]
+    return lr, grad_norm
 
-            if step % stage.log_every == 0 or step == end or out_of_time:
-                n = window["steps"]
-                last_loss = float(distributed.all_reduce_mean(window["loss"])) / n
-                elapsed = time.perf_counter() - window["start"]
-                log.write(dict(step=step, loss=last_loss, lr=lr, grad_norm=float(grad_norm),
-                               pairs_per_s=n * stage.optim.batch_size / elapsed, source=name, epoch=positions[name][0],
-                               **{f"loss_{t}": float(distributed.all_reduce_mean(v)) / n for t, v in window["terms"].items()}))
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
-                window = dict(steps=0, loss=torch.zeros((), device=info.device), terms={}, start=time.perf_counter())
 
-            paused = time.perf_counter()  # evaluation and checkpoints do not count against pairs/s
-            if stage.dev is not None and ((stage.eval_every and step % stage.eval_every == 0) or step == total
-                                          or out_of_time):
-                if info.is_main:
-                    score = _evaluate(model.encoder, dev, info.device)
-                    if score > best_score:
-                        best_score, best_step = score, step
-                        _save_model(model, out / "best", dict(stage=stage.name, step=step, dev_spearman=score))
-                    log.write(dict(step=step, dev_spearman=score, best_dev_spearman=best_score, best_step=best_step))
-                    if bar is not None:
-                        bar.write(f"step {step}: dev Spearman {score:.2f} (best {best_score:.2f} at step {best_step})")
-                distributed.barrier()
-            if ((stage.checkpoint_every and step % stage.checkpoint_every == 0) or step == end or stop.requested
-                    or out_of_time):
-                state = dict(positions=positions, best_score=best_score, best_step=best_step, initial_score=initial_score)
-                checkpoint.save_checkpoint(ckpt_root, step, model, optimizer, state, keep=stage.keep_checkpoints)
-            window["start"] += time.perf_counter() - paused
-            if stop.requested or out_of_time:
-                break
-    loaders.clear()
+class _Window:
+    """Loss sums since the last log line, kept on the device: no host sync per step."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps, self.loss, self.terms = 0, torch.zeros((), device=self.device), {}
+        self.start = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], accum: int) -> None:
+        """One micro-step's loss and terms (a step's micro-steps add up to its mean)."""
+        self.loss += loss.detach() / accum
+        for t, v in terms.items():
+            self.terms[t] = self.terms.get(t, 0.0) + v.detach() / accum
+
+
+def _log_window(run: _Run, window: _Window, lr: float, grad_norm: torch.Tensor, source: str, bar) -> None:
+    """One log.jsonl record: the mean loss (and terms) of the steps since the last one, averaged over ranks."""
+    n = window.steps
+    run.last_loss = float(distributed.all_reduce_mean(window.loss)) / n
+    elapsed = time.perf_counter() - window.start
+    run.log.write(dict(step=run.step, loss=run.last_loss, lr=lr, grad_norm=float(grad_norm),
+                       pairs_per_s=n * run.stage.optim.batch_size / elapsed, source=source,
+                       epoch=run.positions[source][0],
+                       **{f"loss_{t}": float(distributed.all_reduce_mean(v)) / n for t, v in window.terms.items()}))
+    if bar is not None:
+        bar.set_postfix(loss=f"{run.last_loss:.4f}", lr=f"{lr:.2e}")
+    window.reset()
+
+
+def _evaluate(run: _Run, bar) -> None:
+    """Score the dev set on rank 0 and keep best/ (the initial model counts, as step 0); all ranks wait."""
+    if run.info.is_main:
+        score = _dev_spearman(run.model.encoder, run.dev, run.info.device)
+        if run.best_score is None or score > run.best_score:
+            run.best_score, run.best_step = score, run.step
+            _save_model(run.model, run.out / "best", dict(stage=run.stage.name, step=run.step, dev_spearman=score))
+        if run.step == 0:
+            run.initial_score = score
+        run.log.write(dict(step=run.step, dev_spearman=score, best_dev_spearman=run.best_score,
+                           best_step=run.best_step))
+        if bar is not None:
+            bar.write(f"step {run.step}: dev Spearman {score:.2f} (best {run.best_score:.2f} at step {run.best_step})")
+    distributed.barrier()
+
+
+def _finish(run: _Run, bar, end: int, interrupted: bool) -> TrainResult:
+    """Stop the loaders, write final/ when the stage is done, and say where the run stands."""
+    run.loaders.clear()
     if bar is not None:
         bar.close()
-    if info.is_main and step == total:
-        _save_model(model, out / "final", dict(stage=stage.name, step=step))
+    total = run.stage.optim.max_steps
+    if run.info.is_main and run.step == total:
+        _save_model(run.model, run.out / "final", dict(stage=run.stage.name, step=run.step))
     distributed.barrier()
-    log.close()
-    if stop.requested and step < end:
-        raise TrainInterrupted(step)
-    return TrainResult(output_dir=out, step=step, final_dir=out / "final",
-                       best_dir=out / "best" if stage.dev is not None else None,
-                       best_score=best_score, initial_score=initial_score, last_loss=last_loss,
-                       out_of_time=step < end and not stop.requested)
+    run.log.close()
+    if interrupted and run.step < end:
+        raise TrainInterrupted(run.step)
+    return TrainResult(output_dir=run.out, step=run.step, final_dir=run.out / "final",
+                       best_dir=run.out / "best" if run.stage.dev is not None else None,
+                       best_score=run.best_score, initial_score=run.initial_score, last_loss=run.last_loss,
+                       out_of_time=run.step < end and not interrupted)
+
+
+def _every(step: int, every: int) -> bool:
+    """Whether `step` is one of every `every` steps (0: never)."""
+    return bool(every) and step % every == 0

@@ -13,7 +13,7 @@ from pixelrep import ModelConfig, PixelEncoder, RenderConfig
 from pixelrep.batch import collate
 from pixelrep.eval.models import PIXEL, model_kind
 from pixelrep.export import MODULE_CLASS, MODULE_CONFIG
-from pixelrep.pretrained import save_pretrained as save_pixelrep_files
+from pixelrep.pretrained import write_checkpoint
 from tests.core.helpers import LONG, SENTENCES, tiny_encoder
 
 
@@ -33,7 +33,7 @@ def test_saved_folder_is_a_sentence_transformers_folder_and_still_pixelrep(enc, 
     np.testing.assert_array_equal(PixelEncoder.from_pretrained(tmp_path / "m").encode(SENTENCES), enc.encode(SENTENCES))
     assert model_kind(str(tmp_path / "m"), default=PIXEL) == PIXEL   # format_version wins over modules.json
     # A folder from before (config.json + model.safetensors only) still loads.
-    save_pixelrep_files(enc, tmp_path / "old")
+    write_checkpoint(tmp_path / "old", model=enc.model_config, render=enc.render_config, state=enc.state_dict())
     assert sorted(os.listdir(tmp_path / "old")) == ["config.json", "model.safetensors"]
     np.testing.assert_array_equal(PixelEncoder.from_pretrained(tmp_path / "old").encode(SENTENCES), enc.encode(SENTENCES))
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pixelrep import PRESETS, ModelConfig, PixelEncoder, RenderConfig, collate
+from pixelrep.config import from_dict
 from pixelrep.model import PixelViT, patchify, token_mask
 from tests.core.helpers import LONG, SENTENCES, tiny_encoder
 
@@ -26,7 +27,7 @@ def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match="needs cls_token=True"):
         ModelConfig(pooling="cls")
     with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['colour'\]"):
-        ModelConfig.from_dict({"width": 64, "colour": 1})
+        from_dict(ModelConfig, {"width": 64, "colour": 1})
     with pytest.raises(ValueError, match="patches_per_token=0 must be >= 1"):
         ModelConfig(patches_per_token=0)
     with pytest.raises(ValueError, match="max_patches=32 is below RenderConfig.max_patches=64"):

@@ -10,7 +10,7 @@ import pytest
 
 from pixelrep.config import ModelConfig
 from pixelrep.render import RenderConfig
-from pixelrep.train.align import AlignConfig
+from pixelrep.train.config import AlignConfig
 from pixelrep.train.config import DataConfig, OptimConfig, save_json
 from tests.train.helpers import tiny_lm, tiny_stage, write_pairs
 
@@ -34,7 +34,7 @@ def packed(tmp_path_factory, shared_data):
         render=RenderConfig(max_patches=24, word_align=3), dev=str(dev), contrastive_weight=0.0,
         data=DataConfig(sources=str(data), pairs="visual", columns={"text": "en"}, typo_rate=0.1),
         leapfrog_with=tiny_stage(data).data, leapfrog_every=2,
-        align=AlignConfig(lm=tiny_lm(tmp / "lm"), token_weight=0.0, cross_weight=0.2, sentence_loss="infonce"),
+        align=AlignConfig(teacher=tiny_lm(tmp / "lm"), token_weight=0.0, cross_weight=0.2, sentence_loss="infonce"),
         optim=OptimConfig(lr=2e-3, warmup_steps=1, max_steps=8, batch_size=8))
     save_json(stage, tmp / "recipe.json")
     carry = tmp / "carry"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pixelrep.eval.data import cross_pairs, load_sts_dataset, load_sts_file
+from pixelrep.eval.data import cross_pairs, dataset_to_sts, load_sts_file
 from tests.eval.helpers import stsb_rows, write_jsonl
 
 
@@ -98,8 +98,10 @@ def test_datasets_path_with_renamed_score_column(tmp_path):
     rows[0]["similarity_score"] = 9.0
     path = tmp_path / "es.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    data = load_sts_dataset("json", data_files=str(path), split="train", score_column="similarity_score",
-                            cache_dir=str(tmp_path / "cache"))
+    import datasets
+
+    table = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+    data = dataset_to_sts(table, "json:train", score_column="similarity_score")
     assert len(data) == 7 and data.skipped == 1 and data.sentence1[0] == rows[1]["sentence1"]
     with pytest.raises(ValueError, match=r"json:train: missing column 'score'"):
-        load_sts_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+        dataset_to_sts(table, "json:train")

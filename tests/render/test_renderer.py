@@ -130,15 +130,6 @@ def test_non_str_input_is_a_type_error(renderer):
         Renderer(layout="pango")
 
 
-def test_render_batch_with_workers_matches_one_process(renderer):
-    texts = [f"{ENGLISH[i % len(ENGLISH)]} #{i}" for i in range(2000)]
-    serial = renderer.render_batch(texts)
-    pooled = renderer.render_batch(texts, workers=2)
-    assert len(pooled) == len(texts)
-    for a, b in zip(serial, pooled):
-        np.testing.assert_array_equal(a.pixels, b.pixels)
-
-
 def test_other_patch_and_font_sizes():
     for cfg in (RenderConfig(patch_size=8, font_size=6.5, max_patches=16), RenderConfig(patch_size=32, font_size=26.0)):
         r = Renderer(cfg).render(" ".join(scripts_here().values()))

@@ -8,7 +8,9 @@ import torch
 
 from pixelrep.config import ModelConfig
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, OptimConfig, StageConfig
+from pixelrep.train.config import DataConfig, OptimConfig, RunConfig, StageConfig
+
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
 WORDS = ("red green blue small large old new quick slow happy dog cat bird horse man woman child runs jumps "
          "sleeps eats reads plays sings park river house garden street morning evening").split()
@@ -38,15 +40,17 @@ def write_nli(path, n: int = 64, seed: int = 0):
 
 
 def tiny_stage(data_file, **changes) -> StageConfig:
-    """A stage over `data_file` (write_pairs layout) with the tiny preset, 8 steps of 8 pairs."""
+    """A stage over `data_file` (write_pairs layout) with the tiny preset, 8 steps of 8 pairs. `changes`
+    may name run controls too (checkpoint_every=2): they go into stage.run."""
     stage = StageConfig(
         name="tiny",
         model=ModelConfig.from_preset("tiny", max_patches=16),
         render=RenderConfig(max_patches=16),
         data=DataConfig(sources=str(data_file), pairs="multilingual", columns={"source": "en", "target": "xx"}),
         optim=OptimConfig(lr=2e-3, warmup_steps=2, max_steps=8, batch_size=8),
-        log_every=1, workers=0, seed=0)
-    return dataclasses.replace(stage, **changes)
+        run=RunConfig(log_every=1, workers=0), seed=0)
+    controls = {k: changes.pop(k) for k in [k for k in changes if k in RUN_FIELDS]}
+    return dataclasses.replace(stage, run=dataclasses.replace(stage.run, **controls), **changes)
 
 
 def tiny_lm(folder) -> str:
@@ -74,3 +78,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def heads_and_targets(config, width: int, teachers, pooled_dim: int | None = None):
+    """AlignmentHeads sized for `teachers` and the TeacherTargets that feed them, as the loop builds them."""
+    from pixelrep.train.align import AlignmentHeads, TeacherTargets
+
+    targets = TeacherTargets(config, teachers=teachers)
+    return AlignmentHeads(config, width=width, pooled_dim=pooled_dim, **targets.dims), targets

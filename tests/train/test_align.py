@@ -12,9 +12,13 @@ from pixelrep.batch import collate
 from pixelrep.config import ModelConfig
 from pixelrep.encoder import PixelEncoder
 from pixelrep.render import Renderer, RenderConfig
-from pixelrep.teacher import ALIGN_CONFIG, ALIGN_WEIGHTS, AlignedPixelEncoder, LanguageModel, load_align_head
-from pixelrep.train.align import AlignConfig, AlignmentHeads, clip_loss, group_infonce
+from pixelrep.aligned import ALIGN_CONFIG, ALIGN_WEIGHTS, AlignedPixelEncoder, load_align_head
+from pixelrep.teachers import LanguageModel
+from pixelrep.train import distributed
+from pixelrep.train.align import clip_loss, group_infonce
+from pixelrep.train.config import AlignConfig
 from tests.core.helpers import tiny_encoder
+from tests.train.helpers import heads_and_targets
 from tests.train.helpers import one_thread  # noqa: F401  (autouse: one torch thread here)
 
 SENTENCES = [
@@ -132,17 +136,17 @@ def test_group_infonce_pairs_rows_with_the_same_target():
 
 def test_losses_shapes_terms_and_parallel_targets(lm, strips):
     enc = tiny_encoder()
-    heads = AlignmentHeads(AlignConfig(lm="unused", projector="mlp"), width=64, lm=lm)
+    heads, targets = heads_and_targets(AlignConfig(teacher="unused", projector="mlp"), 64, lm)
     assert set(heads.state_dict()) and all(k.startswith(("token_proj.", "sentence_proj.")) for k in heads.state_dict())
     feats, mask, pooled = _forward(enc.vit, strips, SENTENCES[:4])
-    out = heads.losses(feats, mask, pooled, SENTENCES[:4])
+    out = heads.losses(feats, mask, pooled, targets(SENTENCES[:4]))
     assert set(out) == {"align_token", "align_sentence", "align_cross"}
     assert all(v.shape == () and torch.isfinite(v) for v in out.values())
     assert out["align_cross"] == 0                        # no two rows share a target
 
     en, de = SENTENCES[:3], GERMAN
     feats, mask, pooled = _forward(enc.vit, strips, en + de)
-    out = heads.losses(feats, mask, pooled, en + de, targets_texts=en + en)
+    out = heads.losses(feats, mask, pooled, targets(en + de, targets_texts=en + en))
     assert out["align_cross"] > 0
     # Both sides are pulled to the teacher's embedding of the English side.
     target = lm.sentence_embeddings(en + en)
@@ -153,12 +157,12 @@ def test_losses_shapes_terms_and_parallel_targets(lm, strips):
 
 
 def test_losses_run_in_fp32_under_autocast(lm, strips):
-    heads = AlignmentHeads(AlignConfig(lm="unused", sentence_loss="infonce"), width=64, lm=lm)
+    heads, targets = heads_and_targets(AlignConfig(teacher="unused", sentence_loss="infonce"), 64, lm)
     inputs = _forward(tiny_encoder().vit, strips, SENTENCES[:3] + GERMAN)
-    targets = SENTENCES[:3] * 2
-    plain = heads.losses(*inputs, SENTENCES[:3] + GERMAN, targets)
+    vectors = targets(SENTENCES[:3] + GERMAN, SENTENCES[:3] * 2)
+    plain = heads.losses(*inputs, vectors)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed = heads.losses(*inputs, SENTENCES[:3] + GERMAN, targets)
+        mixed = heads.losses(*inputs, vectors)
     for k, v in plain.items():
         assert mixed[k].dtype == torch.float32
         torch.testing.assert_close(mixed[k], v)
@@ -167,22 +171,23 @@ def test_losses_run_in_fp32_under_autocast(lm, strips):
 @pytest.mark.parametrize("sentence_loss", ["mse", "infonce"])
 def test_sentence_loss_variants(lm, strips, sentence_loss):
     enc = tiny_encoder()
-    cfg = AlignConfig(lm="unused", token_weight=0.0, cross_weight=0.0, sentence_loss=sentence_loss)
-    heads = AlignmentHeads(cfg, width=64, lm=lm)
+    cfg = AlignConfig(teacher="unused", token_weight=0.0, cross_weight=0.0, sentence_loss=sentence_loss)
+    heads, targets = heads_and_targets(cfg, 64, lm)
     assert heads.token_proj is None
-    out = heads.losses(*_forward(enc.vit, strips, SENTENCES[:4]), SENTENCES[:4])
+    out = heads.losses(*_forward(enc.vit, strips, SENTENCES[:4]), targets(SENTENCES[:4]))
     assert set(out) == {"align_sentence"} and out["align_sentence"] > 0
 
 
 def test_losses_decrease_on_a_toy_set(lm, strips):
     enc = tiny_encoder()
-    heads = AlignmentHeads(AlignConfig(lm="unused", cross_weight=0.0), width=64, lm=lm)
+    heads, targets = heads_and_targets(AlignConfig(teacher="unused", cross_weight=0.0), 64, lm)
+    vectors = targets(SENTENCES)
     opt = torch.optim.AdamW([*enc.parameters(), *heads.parameters()], lr=3e-3)
     pixels, mask = collate([strips[t] for t in SENTENCES])
     history = []
     for _ in range(40):
         feats = enc.vit.forward_features(pixels, mask)
-        out = heads.losses(feats, mask, enc.vit.pool(feats, mask), SENTENCES)
+        out = heads.losses(feats, mask, enc.vit.pool(feats, mask), vectors)
         history.append({k: v.item() for k, v in out.items()})
         opt.zero_grad()
         sum(out.values()).backward()
@@ -195,14 +200,14 @@ def test_losses_decrease_on_a_toy_set(lm, strips):
 
 def test_save_and_load_the_aligned_space(lm, strips, tmp_path):
     enc = tiny_encoder()
-    heads = AlignmentHeads(AlignConfig(lm="my-lm"), width=64, lm=lm)
+    heads, _ = heads_and_targets(AlignConfig(teacher="my-lm"), 64, lm)
     heads.save_pretrained(tmp_path)
-    assert (tmp_path / ALIGN_WEIGHTS).is_file() and json.loads((tmp_path / ALIGN_CONFIG).read_text())["lm"] == "my-lm"
+    assert (tmp_path / ALIGN_WEIGHTS).is_file() and json.loads((tmp_path / ALIGN_CONFIG).read_text())["teacher"] == "my-lm"
     projectors, _ = load_align_head(tmp_path)
     assert set(projectors) == {"token", "sentence"}
 
     aligned = AlignedPixelEncoder.from_pretrained(tmp_path, encoder=enc)
-    assert aligned.lm == "my-lm"
+    assert aligned.teacher == "my-lm"
     got = aligned.encode(SENTENCES[:3])
     pixels, mask = collate([strips[t] for t in SENTENCES[:3]])
     with torch.no_grad():
@@ -216,15 +221,15 @@ def test_save_and_load_the_aligned_space(lm, strips, tmp_path):
     np.testing.assert_allclose(load_model(str(tmp_path))[0].encode(SENTENCES[:3]), want, atol=1e-5)
 
     torch.manual_seed(1)
-    other = AlignmentHeads(AlignConfig(lm="my-lm"), width=64, lm=lm)
+    other, _ = heads_and_targets(AlignConfig(teacher="my-lm"), 64, lm)
     assert other.load_pretrained(tmp_path) == ["token", "sentence"]
     for k, v in heads.state_dict().items():
         torch.testing.assert_close(other.state_dict()[k], v)
     sentence_only = tmp_path / "sentence-only"
-    AlignmentHeads(AlignConfig(lm="my-lm", token_weight=0), width=64, lm=lm).save_pretrained(sentence_only)
+    heads_and_targets(AlignConfig(teacher="my-lm", token_weight=0), 64, lm)[0].save_pretrained(sentence_only)
     assert other.load_pretrained(sentence_only) == ["sentence"]   # a newly switched-on term starts fresh
     with pytest.raises(ValueError, match="'mlp'"):
-        AlignmentHeads(AlignConfig(lm="my-lm", projector="mlp"), width=64, lm=lm).load_pretrained(tmp_path)
+        heads_and_targets(AlignConfig(teacher="my-lm", projector="mlp"), 64, lm)[0].load_pretrained(tmp_path)
 
 
 def test_bad_input_is_named(lm, strips):
@@ -234,17 +239,19 @@ def test_bad_input_is_named(lm, strips):
         AlignConfig(token_weight=0, sentence_weight=0, cross_weight=0)
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         lm.sentence_embeddings(["fine", None])
-    heads = AlignmentHeads(AlignConfig(lm="unused"), width=64, lm=lm)
+    heads, targets = heads_and_targets(AlignConfig(teacher="unused"), 64, lm)
     feats, mask, pooled = _forward(tiny_encoder().vit, strips, SENTENCES[:2])
     with pytest.raises(ValueError, match="batch sizes differ"):
-        heads.losses(feats, mask, pooled, SENTENCES[:3])
+        heads.losses(feats, mask, pooled, targets(SENTENCES[:3]))
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        targets(SENTENCES[:2], SENTENCES[:3])
     # With two patches per token the features are per token: the patch mask no longer fits them.
     vit = tiny_encoder(patches_per_token=2).vit
     pixels, patch_mask = collate([strips[t] for t in SENTENCES[:2]])
     feats = vit.forward_features(pixels, patch_mask)
     with pytest.raises(ValueError, match=r"PixelViT.token_mask\(patch_mask\)"):
-        heads.losses(feats, patch_mask, vit.pool(feats, patch_mask), SENTENCES[:2])
-    out = heads.losses(feats, vit.token_mask(patch_mask), vit.pool(feats, patch_mask), SENTENCES[:2])
+        heads.losses(feats, patch_mask, vit.pool(feats, patch_mask), targets(SENTENCES[:2]))
+    out = heads.losses(feats, vit.token_mask(patch_mask), vit.pool(feats, patch_mask), targets(SENTENCES[:2]))
     assert all(torch.isfinite(v) for v in out.values())
     with pytest.raises(FileNotFoundError, match="/nonexistent/lm"):
         LanguageModel("/nonexistent/lm")
@@ -285,9 +292,9 @@ def _align_grads(rows: slice) -> dict[str, torch.Tensor]:
     pixels, mask = collate(Renderer(RenderConfig(max_patches=64)).render_batch(DDP_TEXTS))
     enc = tiny_encoder()
     torch.manual_seed(0)
-    heads = AlignmentHeads(AlignConfig(lm="unused", sentence_loss="infonce"), width=64, lm=WordVectorLM())
+    heads, targets = heads_and_targets(AlignConfig(teacher="unused", sentence_loss="infonce"), 64, WordVectorLM())
     feats = enc.vit.forward_features(pixels[rows], mask[rows])
-    out = heads.losses(feats, mask[rows], enc.vit.pool(feats, mask[rows]), DDP_TEXTS[rows], DDP_TARGETS[rows])
+    out = heads.losses(feats, mask[rows], enc.vit.pool(feats, mask[rows]), targets(DDP_TEXTS[rows], DDP_TARGETS[rows]))
     sum(out.values()).backward()
     named = [*enc.named_parameters(), *heads.named_parameters()]
     return {name: p.grad.clone() for name, p in named if p.grad is not None}
@@ -303,9 +310,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_file: str):
     if rank == 0:
         from safetensors.torch import save_file
         save_file(grads, out_file)
-    # Leave together: a rank tearing gloo down while its peer is still busy aborted (SIGABRT) ~1 run in 8.
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    distributed.teardown()   # together, as the trainer leaves
 
 
 def test_two_ranks_match_one_process(tmp_path):

@@ -1,7 +1,6 @@
 """`pixelrep train` on the command line: typos fail with the key named, overrides resolve, Ctrl-C
 checkpoints and exits 130, output is strict JSON."""
 import json
-import os
 import signal
 
 import torch
@@ -37,13 +36,18 @@ def _strict(text: str):
 
 
 def _ctrl_c_at(monkeypatch, at_step: int, times: int = 1):
-    """Send Ctrl-C (SIGINT) to this process `times` times while step `at_step` (0-based) runs."""
+    """Send Ctrl-C (SIGINT) to this process `times` times while step `at_step` (0-based) runs.
+
+    raise_signal, not os.kill: kill may deliver the signal to another thread (torch's, a loader's), and
+    Python then runs the handler later, so on a busy machine two Ctrl-Cs could merge into one (the run
+    then stopped at step 4, not 2). raise_signal delivers to this thread and runs the handler before
+    it returns: each Ctrl-C is handled, in order, whatever the load."""
     real = loop.lr_at
 
     def lr_at(step, optim):
         if step == at_step:
             for _ in range(times):
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
         return real(step, optim)
     monkeypatch.setattr(loop, "lr_at", lr_at)
     return real
@@ -51,7 +55,7 @@ def _ctrl_c_at(monkeypatch, at_step: int, times: int = 1):
 
 def test_ctrl_c_checkpoints_the_step_and_resume_finishes_the_same_run(tmp_path, monkeypatch, capsys):
     stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"))
-    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name: stage)
+    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name, **_: stage)
     argv = ["train", "tiny", "--output-dir", str(tmp_path / "run")]
     real_lr_at = _ctrl_c_at(monkeypatch, at_step=3)
     assert main(argv) == 130
@@ -77,7 +81,7 @@ def test_ctrl_c_checkpoints_the_step_and_resume_finishes_the_same_run(tmp_path, 
 
 def test_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"), checkpoint_every=2)
-    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name: stage)
+    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name, **_: stage)
     _ctrl_c_at(monkeypatch, at_step=3, times=2)
     assert main(["train", "tiny", "--output-dir", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
@@ -88,7 +92,7 @@ def test_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path, monke
 def test_logs_and_checkpoints_are_strict_json_when_the_loss_is_nan(tmp_path, monkeypatch, capsys):
     stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"))
     monkeypatch.setattr(loop, "info_nce", lambda a, b, *rest: (a.sum() + b.sum()) * float("nan"))
-    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name: stage)
+    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name, **_: stage)
     assert main(["train", "tiny", "--output-dir", str(tmp_path / "run")]) == 0
     assert _strict(capsys.readouterr().out)["loss"] is None
     records = [_strict(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -98,7 +102,7 @@ def test_logs_and_checkpoints_are_strict_json_when_the_loss_is_nan(tmp_path, mon
 
 def test_stop_after_seconds_ends_the_run_early_and_says_so(tmp_path, monkeypatch, capsys):
     stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"))
-    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name: stage)
+    monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name, **_: stage)
     assert main(["train", "tiny", "--output-dir", str(tmp_path / "run"), "--stop-after-seconds", "0"]) == 0
     summary = _strict(capsys.readouterr().out)
     assert summary["step"] == 1 and summary["out_of_time"] is True

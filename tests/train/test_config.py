@@ -26,10 +26,11 @@ def test_every_stage_config_loads_and_names_its_input():
 
 def test_overrides_are_typed():
     stage = apply_overrides(load_stage("smoke"), [
-        "optim.lr=3e-5", "optim.max_steps=7", "optim.betas=0.8,0.9", "compile=true", "dev=none",
+        "optim.lr=3e-5", "optim.max_steps=7", "optim.betas=0.8,0.9", "compile=true", "run.workers=3", "dev=none",
         "data.columns.premise=sentence_a", "data.split=train[:100]", "model=small", "head.kind=none"])
     assert stage.optim.lr == 3e-5 and stage.optim.max_steps == 7 and stage.optim.betas == (0.8, 0.9)
-    assert stage.compile is True and stage.dev is None
+    # compile and workers are run controls (stage.run); their old top-level names still work.
+    assert stage.run.compile is True and stage.run.workers == 3 and stage.dev is None
     assert stage.data.columns == {"premise": "sentence_a"} and stage.data.split == "train[:100]"
     assert stage.model.width == ModelConfig.from_preset("small").width and stage.model.max_patches == 32
     assert stage.head.kind == "none"
@@ -42,7 +43,7 @@ def test_overrides_are_typed():
     ("optimm.lr=1", "unknown config key 'optimm'; known top-level keys: name, data"),
     ("data.columns.premis=x", "data.columns has unknown keys ['premis'] for pairs='reasoning'; known: premise"),
     ("optim.lr=fast", "cannot set optim.lr='fast'"),
-    ("compile=maybe", "cannot set compile='maybe'"),
+    ("run.compile=maybe", "cannot set run.compile='maybe'"),
     ("optim.schedule=step", "optim.schedule='step': use one of cosine, linear, constant"),
     ("align.token_weight=1", "config key 'align' is None in this stage"),
     ("optim.lr", "is not of the form key=value"),
@@ -77,6 +78,10 @@ def test_json_round_trip(tmp_path):
     assert data["optim"]["batch_size"] == stage.optim.batch_size and data["align"]["token_weight"] == 0.5
     assert from_dict(data) == stage
     assert to_dict(from_dict(data)) == data
+    # A run folder written before run controls were grouped (and before align.lm was align.teacher) loads.
+    old = {k: v for k, v in data.items() if k != "run"} | data["run"]
+    old["align"] = {("lm" if k == "teacher" else k): v for k, v in data["align"].items()}
+    assert "workers" in old and "lm" in old["align"] and from_dict(old) == stage
 
 
 def test_stage_validation():

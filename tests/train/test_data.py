@@ -1,4 +1,5 @@
 """Training data: file formats and column mapping, pair builders, batch plans, rendered batches."""
+import dataclasses
 import csv
 import gzip
 import json
@@ -11,8 +12,8 @@ import torch
 
 from pixelrep.render import RenderConfig
 from pixelrep.train.config import DataConfig
-from pixelrep.train.data import (BatchPlan, Pairs, PlanSampler, RenderedBatches, build_pairs, load_pairs,
-                                 load_table, micro_batches)
+from pixelrep.train.data import (BatchPlan, Pairs, PlanSampler, RenderedBatches, build_pairs, field_columns, load_pairs,
+                                 load_table, micro_batches, pair_rows)
 
 ROWS = [
     {"s1": "A man plays a guitar.", "s2": 'He said "hello" to her.', "lab": "entailment"},
@@ -153,3 +154,28 @@ def test_rendered_batches_are_deterministic_with_hard_negatives():
     assert a["texts"][3:6] != pairs.positives  # typos on the positive side, seeded per (epoch, row)
     assert a["targets"] == pairs.anchors + pairs.positives + ["neg five"]
     assert ds[(3, 5, np.array([0, 1, 2]))]["texts"][3:6] != a["texts"][3:6]
+
+
+@pytest.mark.parametrize("kind", ["visual", "topical", "reasoning", "multilingual"])
+def test_pair_rows_read_back_as_the_same_pairs_and_targets(kind):
+    """What make device-pack writes for a shard (pair_rows) builds the same pairs, and the same teacher
+    targets (Pairs.target_texts, the rule RenderedBatches uses), as the source it came from."""
+    import datasets
+
+    rows = {"visual": [{"text": f"sentence {i}"} for i in range(6)],
+            "topical": [{"title": f"title {i}", "paragraphs": [f"para {i}a", f"para {i}b"]} for i in range(3)],
+            "reasoning": [{"premise": f"p {i}", "hypothesis": f"h {i}", "label": lab}
+                          for i in range(3) for lab in ("entailment", "contradiction")] + [
+                {"premise": "p 9", "hypothesis": "h 9", "label": "entailment"}],
+            "multilingual": [{"en": f"en {i}", "de": f"de {i}"} for i in range(4)]}[kind]
+    columns = {"multilingual": {"source": "en"}}.get(kind, {})
+    data = DataConfig(sources="x", pairs=kind, columns=columns, typo_rate=0.1 if kind == "visual" else 0.0)
+    pairs = build_pairs(datasets.Dataset.from_list(rows), data)
+    index = list(range(len(pairs)))
+    again = build_pairs(datasets.Dataset.from_list(pair_rows(pairs, kind, index)),
+                        dataclasses.replace(data, columns=field_columns(kind)))
+    assert (again.anchors, again.positives, again.negatives) == (pairs.anchors, pairs.positives, pairs.negatives)
+    assert again.target_texts(index) == pairs.target_texts(index)
+    targets = pairs.target_texts(index)
+    if pairs.same_meaning:   # a view or a translation is pulled to its anchor's vector
+        assert targets == pairs.anchors * 2

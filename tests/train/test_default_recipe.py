@@ -1,4 +1,4 @@
-"""The default recipe's derived files (train/configs/default.py prepare_data) from a tiny fake data tree."""
+"""The default recipe's derived files (train/configs/default.py prepare) from a tiny fake data tree."""
 import gzip
 import json
 
@@ -46,7 +46,7 @@ def _texts(path):
 
 def test_sentences_continue_the_corpus_where_english_stops_and_add_every_language(data, tmp_path, monkeypatch):
     monkeypatch.setattr(recipe, "LEXICON_EN", 3)   # of the fake corpus's 16 English words; then other languages
-    paths = recipe.prepare_data(tmp_path / "derived")
+    paths = recipe.prepare(tmp_path / "derived")
     english, more = _texts(paths["english"]), _texts(paths["sentences"])
     # english.jsonl: the first CORPUS_SENTENCES corpus lines (plus STS-B train and SICK sentences);
     # sentences.jsonl: the next MORE_ENGLISH short ones, none of them already in english.jsonl.
@@ -65,9 +65,43 @@ def test_sentences_continue_the_corpus_where_english_stops_and_add_every_languag
     assert sum(1 for _ in open(paths["dev"], encoding="utf-8")) == 500 + 200 * len(recipe.DEV_CROSS_LANGUAGES)
 
 
-def test_prepare_data_writes_once(data, tmp_path):
-    paths = recipe.prepare_data(tmp_path / "derived")
+def test_prepare_writes_once(data, tmp_path):
+    paths = recipe.prepare(tmp_path / "derived")
     before = {k: open(paths[k], "rb").read() for k in ("english", "lexicon", "sentences", "dev")}
     recipe.MORE_ENGLISH = 1   # a changed constant must not rewrite files a run may be reading (monkeypatch restores it)
-    recipe.prepare_data(tmp_path / "derived")
+    recipe.prepare(tmp_path / "derived")
     assert {k: open(paths[k], "rb").read() for k in before} == before
+
+
+def test_get_config_declares_and_writes_nothing(tmp_path, monkeypatch):
+    """`pixelrep train default --print-config` (and bench, device-pack's reading) must not derive data."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PIXELREP_RUNS": str(tmp_path / "runs"), "PIXELREP_DATA": str(tmp_path / "no-data")}
+    out = subprocess.run([sys.executable, "-m", "pixelrep", "train", "default", "--print-config"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["data"]["sources"][0] == str(tmp_path / "runs" / "default-data" / "english.jsonl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_and_model_card_read_the_lineage():
+    """The README's commands and the export metadata follow LINEAGE, the one declaration of the bundled model."""
+    from pathlib import Path
+
+    readme = (Path(recipe.__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    commands = readme.split("**Recipe**")[1].split("```bash")[1].split("```")[0].replace("\\\n", " ")
+    files = {k: f"$D/{Path(v).name}" for k, v in recipe.data_files().items() if isinstance(v, str)}
+    first, *rest = recipe.LINEAGE
+    assert f"study_reading.py run default --steps {first.max_steps}" in commands
+    for phase in rest:
+        line = next(line for line in commands.splitlines() if f"--output-dir runs/{phase.name} " in line)
+        missing = [s for s in phase.overrides(files) if s not in line.split()]
+        assert not missing, f"README's command for runs/{phase.name} lacks {missing}"
+    facts = recipe.lineage_facts()
+    weights_step = sum(p.steps_kept for p in recipe.LINEAGE)
+    total = sum(p.max_steps for p in recipe.LINEAGE)
+    assert f"step {weights_step:,}" in readme and f"{total:,} steps" in readme
+    assert f"step {weights_step:,}" in facts["training_budget"] and f"{total:,} steps" in facts["training_budget"]
+    assert f"--export runs/{recipe.LINEAGE[-1].name}/{recipe.LINEAGE[-1].kept}" in commands

@@ -20,7 +20,7 @@ def test_smoke_run_learns_from_the_offline_data(shared_data, tmp_path, monkeypat
     result = train(stage, tmp_path / "run", show_progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
-    assert len(losses) == stage.optim.max_steps // stage.log_every
+    assert len(losses) == stage.optim.max_steps // stage.run.log_every
     assert sum(losses[-3:]) < sum(losses[:3]) - 0.5, losses
     # The same dev subset before and after: training beats the untrained model.
     assert result.initial_score is not None and result.best_score > result.initial_score + 3, result
@@ -33,6 +33,11 @@ def test_smoke_run_learns_from_the_offline_data(shared_data, tmp_path, monkeypat
         assert enc.encode(["A man plays a guitar."]).shape == (1, stage.model.embedding_dim)
     assert not any(k.startswith("head") for k in load_file(str(tmp_path / "run" / "final" / "model.safetensors")))
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step-00000080"
+    # Read back through the public reader, as scripts do.
+    from pixelrep.train.runs import read_run
+    run = read_run(tmp_path / "run")
+    assert run.stage.optim == stage.optim and [s for s, _ in run.dev_curve()] == [0, 20, 40, 60, 80]
+    assert run.model_step("final") == 80 and run.model_step("best") in (0, 20, 40, 60, 80)
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*")) == ["step-00000060", "step-00000080"]
 
 
@@ -54,7 +59,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="differs from its config.json in optim.lr"):
         train(apply_overrides(stage, ["optim.lr=1e-3"]), tmp_path / "part", resume=True, show_progress=False)
     # A different worker count must not change the batches.
-    resumed = train(dataclasses.replace(stage, workers=1), tmp_path / "part", resume=True, show_progress=False)
+    resumed = train(dataclasses.replace(stage, run=dataclasses.replace(stage.run, workers=1)), tmp_path / "part", resume=True, show_progress=False)
     assert resumed.step == full.step == 8
     final = [tmp_path / run / "checkpoints" / "step-00000008" for run in ("full", "part")]
     a, b = (load_file(str(f / "model.safetensors")) for f in final)
@@ -100,11 +105,11 @@ def test_next_stage_starts_from_the_previous_one(tmp_path):
 
 
 def test_alignment_heads_train_with_the_stage(tmp_path):
-    from pixelrep.teacher import ALIGN_CONFIG
-    from pixelrep.train.align import AlignConfig
+    from pixelrep.aligned import ALIGN_CONFIG
+    from pixelrep.train.config import AlignConfig
 
     data = write_pairs(tmp_path / "pairs.jsonl")
-    align = AlignConfig(lm=tiny_lm(tmp_path / "lm"), cache_dir=str(tmp_path / "cache"))
+    align = AlignConfig(teacher=tiny_lm(tmp_path / "lm"), cache_dir=str(tmp_path / "cache"))
     stage = tiny_stage(data, align=align, optim=OptimConfig(lr=2e-3, max_steps=4, batch_size=8))
     train(stage, tmp_path / "a", show_progress=False)
     records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -144,3 +149,22 @@ def test_leapfrog_alternates_and_ends_on_the_main_data():
     assert [source_at(s, short) for s in (0, 9, 10, 19, 20, 24)] == ["data", "data", "leapfrog_with", "leapfrog_with",
                                                                        "data", "data"]
     assert source_at(0, load_stage("reasoning")) == "data"
+
+
+def test_the_model_names_its_no_weight_decay_parameters():
+    """build_optimizer reads PixelViT.no_weight_decay() instead of guessing names: positions and the CLS
+    token, plus every 1-D parameter (biases, norms), are not decayed; every other weight is."""
+    from pixelrep.render import RenderConfig
+    from pixelrep.train.config import HeadConfig
+    from pixelrep.train.loop import ContrastiveModel, build_optimizer, no_weight_decay
+
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=16, cls_token=True), RenderConfig(max_patches=16))
+    assert encoder.vit.no_weight_decay() == {"pos_embed", "cls_token"}
+    model = ContrastiveModel(encoder, HeadConfig(), temperature=0.05)
+    assert no_weight_decay(model) == {"encoder.vit.pos_embed", "encoder.vit.cls_token"}
+    decay, no_decay = build_optimizer(model, OptimConfig(weight_decay=0.1), torch.device("cpu")).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in no_decay["params"]} == {n for n, p in model.named_parameters()
+                                                          if p.ndim < 2 or n.endswith(("pos_embed", "cls_token"))}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0 and "encoder.vit.patch_embed.weight" in {
+        names[id(p)] for p in decay["params"]}

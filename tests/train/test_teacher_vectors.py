@@ -4,10 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from pixelrep.train.align import AlignConfig
-from pixelrep.train.config import OptimConfig
+from pixelrep.teachers import TeacherVectors, save_teacher_vectors
+from pixelrep.train.config import AlignConfig, OptimConfig
 from pixelrep.train.loop import train
-from pixelrep.train.teacher_vectors import TeacherVectors, save_teacher_vectors
 from tests.train.helpers import tiny_lm, tiny_stage, write_pairs
 
 
@@ -27,17 +26,23 @@ def test_int8_vectors_keep_the_direction_and_name_what_is_missing(tmp_path):
         teacher.sentence_embeddings(["unseen"])
     with pytest.raises(FileNotFoundError, match=r"no vectors of teacher 'minilm' .*\['use-m3'\].*device-pack"):
         TeacherVectors(tmp_path, "minilm")
+    # Packs written before the rename name the teacher "lm" in teacher.json; they still load.
+    meta = tmp_path / "use-m3" / "teacher.json"
+    old = json.loads(meta.read_text())
+    old["lm"] = old.pop("teacher")
+    meta.write_text(json.dumps(old))
+    assert TeacherVectors(tmp_path, "use-m3").sentence_embeddings(texts[:1]).shape == (1, 512)
 
 
 def test_training_from_vectors_matches_training_with_the_teacher(tmp_path):
-    from pixelrep.train.align import AlignmentHeads
+    from pixelrep.train.align import TeacherTargets
 
     data = write_pairs(tmp_path / "pairs.jsonl")
     lm = tiny_lm(tmp_path / "lm")
-    align = AlignConfig(lm=lm, token_weight=0.0, sentence_weight=1.0, cross_weight=0.5, sentence_loss="infonce")
+    align = AlignConfig(teacher=lm, token_weight=0.0, sentence_weight=1.0, cross_weight=0.5, sentence_loss="infonce")
     # What the pack does: the trainer's own teacher over every target text (here: the English sides).
     english = [json.loads(line)["en"] for line in data.read_text().splitlines()]
-    teacher = AlignmentHeads(align, width=8).lm
+    teacher = TeacherTargets(align).teachers[0]
     save_teacher_vectors(tmp_path / "vectors", lm, english, teacher.sentence_embeddings(english).numpy())
 
     optim = OptimConfig(lr=2e-3, max_steps=3, batch_size=8)

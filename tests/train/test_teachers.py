@@ -8,16 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import pixelrep.teacher as teacher_module
+import pixelrep.teachers.text as teacher_module
+from pixelrep.aligned import ALIGN_CONFIG, AlignedPixelEncoder
 from pixelrep.batch import collate
 from pixelrep.render import Renderer, RenderConfig
-from pixelrep.teacher import (ALIGN_CONFIG, AlignedPixelEncoder, LanguageModel, UniversalSentenceEncoder,
-                              load_teacher)
-from pixelrep.train.align import AlignConfig, AlignmentHeads
-from pixelrep.train.config import OptimConfig, apply_overrides
+from pixelrep.teachers import LanguageModel, UniversalSentenceEncoder, load_teacher
+from pixelrep.train.config import AlignConfig, OptimConfig, apply_overrides, from_dict, to_dict
 from pixelrep.train.loop import train
 from tests.core.helpers import tiny_encoder
-from tests.train.helpers import sentences, tiny_lm, tiny_stage, write_pairs
+from tests.train.helpers import heads_and_targets, sentences, tiny_lm, tiny_stage, write_pairs
 from tests.train.helpers import one_thread  # noqa: F401  (autouse: one torch thread here)
 
 PARALLEL = [  # (English, translation); every translation should sit nearer its own English than any other
@@ -92,38 +91,43 @@ def test_use_weights_are_checked(monkeypatch):
 
 def test_token_term_needs_a_teacher_with_tokens(use, bert):
     with pytest.raises(ValueError, match=r"teacher 'use-m3' gives sentence vectors only: set align.token_weight=0"):
-        AlignmentHeads(AlignConfig(lm="use-m3", token_weight=0.1), width=64, lm=use)
-    heads = AlignmentHeads(AlignConfig(lm="use-m3", token_weight=0), width=64, lm=use)
+        heads_and_targets(AlignConfig(teacher="use-m3", token_weight=0.1), 64, use)
+    heads, _ = heads_and_targets(AlignConfig(teacher="use-m3", token_weight=0), 64, use)
     assert heads.token_proj is None and heads.sentence_proj.out_features == 512
 
 
 def test_config_names_one_or_two_teachers():
-    assert AlignConfig(lm=["use-m3"]).lm == "use-m3"                  # one teacher stays a string
-    two = AlignConfig(lm=["minilm", "use-m3"], teacher_weights=[1, 0.5])
-    assert two.lm == ("minilm", "use-m3") and two.teachers == two.lm and two.teacher_weights == (1.0, 0.5)
-    stage = apply_overrides(tiny_stage("unused.jsonl", align=AlignConfig()), ["align.lm=use-m3"])
-    assert stage.align.lm == "use-m3"
-    stage = apply_overrides(stage, ["align.lm=use-m3,sentence-transformers/all-MiniLM-L6-v2",
+    assert AlignConfig(teacher=["use-m3"]).teacher == "use-m3"             # one teacher stays a string
+    two = AlignConfig(teacher=["minilm", "use-m3"], teacher_weights=[1, 0.5])
+    assert two.teacher == ("minilm", "use-m3") and two.teachers == two.teacher and two.teacher_weights == (1.0, 0.5)
+    stage = apply_overrides(tiny_stage("unused.jsonl", align=AlignConfig()), ["align.teacher=use-m3"])
+    assert stage.align.teacher == "use-m3"
+    # The key's old name still works, on the command line and in a run folder's config.json.
+    assert apply_overrides(tiny_stage("unused.jsonl", align=AlignConfig()), ["align.lm=use-m3"]) == stage
+    old = to_dict(stage)
+    old["align"]["lm"] = old["align"].pop("teacher")
+    assert from_dict(old) == stage
+    stage = apply_overrides(stage, ["align.teacher=use-m3,sentence-transformers/all-MiniLM-L6-v2",
                                     "align.teacher_weights=1,0.3"])
     assert stage.align.teachers == ("use-m3", "sentence-transformers/all-MiniLM-L6-v2")
     with pytest.raises(ValueError, match="distinct names"):
-        AlignConfig(lm=("use-m3", "universal-sentence-encoder-multilingual"))
+        AlignConfig(teacher=("use-m3", "universal-sentence-encoder-multilingual"))
     with pytest.raises(ValueError, match="one weight >= 0 per teacher"):
-        AlignConfig(lm=("minilm", "use-m3"), teacher_weights=(1.0,))
+        AlignConfig(teacher=("minilm", "use-m3"), teacher_weights=(1.0,))
     with pytest.raises(ValueError, match="name a teacher"):
-        AlignConfig(lm=())
+        AlignConfig(teacher=())
 
 
 def test_two_teachers_losses_and_round_trip(use, bert, strips, tmp_path):
     texts = list(strips)[:4]
     enc = tiny_encoder()
-    cfg = AlignConfig(lm=("minilm", "use-m3"), teacher_weights=(1.0, 0.5), token_weight=0.1)
-    heads = AlignmentHeads(cfg, width=64, lm=[bert, use])
+    cfg = AlignConfig(teacher=("minilm", "use-m3"), teacher_weights=(1.0, 0.5), token_weight=0.1)
+    heads, targets = heads_and_targets(cfg, 64, [bert, use])
     assert set(heads.state_dict()) == {"token_proj.weight", "token_proj.bias", "sentence_proj.weight",
                                        "sentence_proj.bias", "extra_sentence_proj.use.weight",
                                        "extra_sentence_proj.use.bias"}
     feats, mask, pooled = _forward(enc.vit, strips, texts)
-    out = heads.losses(feats, mask, pooled, texts)
+    out = heads.losses(feats, mask, pooled, targets(texts))
     assert set(out) == {"align_token", "align_sentence_minilm", "align_sentence_use", "align_cross"}
     assert all(v.shape == () and torch.isfinite(v) for v in out.values())
     want = 0.5 * (1 - F.cosine_similarity(heads.extra_sentence_proj["use"](pooled), use.sentence_embeddings(texts))).mean()
@@ -133,21 +137,21 @@ def test_two_teachers_losses_and_round_trip(use, bert, strips, tmp_path):
 
     heads.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / ALIGN_CONFIG).read_text())
-    assert saved["lm"] == "minilm" and saved["teachers"] == ["minilm", "use-m3"]
-    fresh = AlignmentHeads(cfg, width=64, lm=[bert, use])
+    assert saved["teacher"] == "minilm" and saved["teachers"] == ["minilm", "use-m3"]
+    fresh, _ = heads_and_targets(cfg, 64, [bert, use])
     assert fresh.load_pretrained(tmp_path) == ["token", "sentence", "sentence_use"]
     for k, v in heads.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[k], v)
     # A next stage may reorder or drop teachers: projectors follow their teacher, the token one the first.
-    swapped = AlignmentHeads(AlignConfig(lm=("use-m3", "minilm"), token_weight=0), width=64, lm=[use, bert])
+    swapped, _ = heads_and_targets(AlignConfig(teacher=("use-m3", "minilm"), token_weight=0), 64, [use, bert])
     assert swapped.load_pretrained(tmp_path) == ["sentence", "sentence_minilm"]
     torch.testing.assert_close(swapped.sentence_proj.weight, heads.extra_sentence_proj["use"].weight)
     torch.testing.assert_close(swapped.extra_sentence_proj["minilm"].weight, heads.sentence_proj.weight)
     # The exported model lives in the first teacher's space unless another is named.
     first = AlignedPixelEncoder.from_pretrained(tmp_path, encoder=enc)
-    assert first.lm == "minilm" and first.encode(texts[:2]).shape == (2, 32)
+    assert first.teacher == "minilm" and first.encode(texts[:2]).shape == (2, 32)
     aligned = AlignedPixelEncoder.from_pretrained(tmp_path, encoder=enc, teacher="use-m3")
-    assert aligned.lm == "use-m3"
+    assert aligned.teacher == "use-m3"
     folded = aligned.to_pixel_encoder()
     assert folded.metadata == {"teacher": "use-m3"}
     np.testing.assert_allclose(folded.encode(texts), aligned.encode(texts), atol=1e-5)
@@ -170,7 +174,7 @@ def test_eval_baseline_is_the_teacher():
 def test_a_stage_trains_with_two_teachers(tmp_path):
     """Through the training loop: both sentence terms logged, both projectors saved, the exported space named."""
     data = write_pairs(tmp_path / "pairs.jsonl")
-    align = AlignConfig(lm=(tiny_lm(tmp_path / "lm"), "use-m3"), token_weight=0.1, cache_dir=str(tmp_path / "cache"))
+    align = AlignConfig(teacher=(tiny_lm(tmp_path / "lm"), "use-m3"), token_weight=0.1, cache_dir=str(tmp_path / "cache"))
     stage = tiny_stage(data, align=align, contrastive_weight=0.0, optim=OptimConfig(lr=2e-3, max_steps=2, batch_size=8))
     train(stage, tmp_path / "run", show_progress=False)
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])

@@ -15,9 +15,14 @@ One leapfrog stage from random weights, distillation losses only, alternating bl
 Pooling is learned per token ("weighted"), so frequent words can count less, as SIF weighting does.
 Model selection on a dev mix of STS-B en dev and en-{de,es,fr,it,nl} dev pairs.
 
-The training files are derived from ../shared/data on first use (prepare_data). The parallel data
+The training files are derived from ../shared/data by `prepare()`, which `pixelrep train default`
+runs before training (get_config() only names them: it reads and writes nothing). The parallel data
 are aligned paragraphs, so paragraphs are split into sentences and kept where both sides split into
 the same number of sentences.
+
+The bundled model is not one run of get_config() but five, each continuing the one before: LINEAGE
+declares them as phases (what each changed, where it started, which checkpoint was kept); the README's
+commands and the exported model card's metadata are read from it (tests/train/test_default_recipe.py).
 
 After training, `python -m pixelrep.train.configs.default --export RUN_DIR/best DEST` folds the
 linear sentence projector into the encoder's own projection, so `encode()` returns vectors in the
@@ -36,10 +41,9 @@ import re
 from pathlib import Path
 
 from pixelrep.config import ModelConfig
-from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.files import atomic_write_bytes, data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.align import AlignConfig
-from pixelrep.train.config import DataConfig, OptimConfig, StageConfig, data_path
+from pixelrep.train.config import AlignConfig, DataConfig, OptimConfig, Phase, RunConfig, StageConfig, lr_text
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
 PAIRS_PER_LANGUAGE = 12_000
@@ -54,6 +58,10 @@ MONOLINGUAL_LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "
 LEXICON_EN, LEXICON_PER_LANGUAGE = 30_000, 5_000
 LEXICON_LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "tr", "ar")
 DEV_CROSS_LANGUAGES = ("de", "es", "fr", "it", "nl")
+# The dev mix (dev-mix.jsonl): the first DEV_EN_ROWS STS-B en dev pairs, then DEV_CROSS_ROWS en-X pairs
+# per language. DEV_MIX_PARTS names its two parts by rows, for scoring them apart.
+DEV_EN_ROWS, DEV_CROSS_ROWS = 500, 200
+DEV_MIX_PARTS = {"en": slice(0, DEV_EN_ROWS), "en-X": slice(DEV_EN_ROWS, None)}
 # Training sentences of STS length (STS-B averages 58 characters): a CPU step costs what its longest
 # strip costs, and longer texts teach the teacher's meaning no better.
 MAX_CHARS = 120
@@ -86,16 +94,22 @@ def _write_jsonl(path: Path, rows) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
 
-def prepare_data(out: Path = DERIVED, seed: int = 0) -> dict:
-    """Write the recipe's files under `out` (once) and return their paths: english.jsonl,
-    lexicon.jsonl and sentences.jsonl ({"text"}), their English parts lexicon-en.jsonl and sentences-en.jsonl,
-    en-xx.tsv sentence pairs, dev-mix.jsonl (STS pairs)."""
-    out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
+def data_files(out: Path = DERIVED) -> dict:
+    """The recipe's files under `out` (what prepare() writes; nothing is read or written here):
+    english.jsonl, lexicon.jsonl and sentences.jsonl ({"text"}), their English parts lexicon-en.jsonl and
+    sentences-en.jsonl, en-xx.tsv sentence pairs (a tuple), dev-mix.jsonl (STS pairs)."""
     paths = dict(english=out / "english.jsonl", lexicon=out / "lexicon.jsonl", sentences=out / "sentences.jsonl",
                  lexicon_en=out / "lexicon-en.jsonl", sentences_en=out / "sentences-en.jsonl",
                  dev=out / "dev-mix.jsonl",
                  parallel=tuple(out / f"en-{lang}.tsv" for lang in LANGUAGES))
+    return {k: str(v) if isinstance(v, Path) else tuple(map(str, v)) for k, v in paths.items()}
+
+
+def prepare(out: Path = DERIVED, seed: int = 0) -> dict:
+    """Write the recipe's files (data_files(out)) from ../shared/data, each once; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    paths = {k: Path(v) if isinstance(v, str) else tuple(map(Path, v)) for k, v in data_files(out).items()}
     for path in paths["parallel"]:
         if path.exists():
             continue
@@ -153,17 +167,18 @@ def prepare_data(out: Path = DERIVED, seed: int = 0) -> dict:
         def dev(lang):
             return [json.loads(line) for line in open(data_path(f"sts/stsb/{lang}/dev.jsonl"), encoding="utf-8")]
         en = dev("en")
-        rows = en[:500]
+        rows = en[:DEV_EN_ROWS]
         for k, lang in enumerate(DEV_CROSS_LANGUAGES):
             other = dev(lang)
+            start = DEV_EN_ROWS + DEV_CROSS_ROWS * k
             rows += [dict(sentence1=en[i]["sentence1"], sentence2=other[i]["sentence2"], score=en[i]["score"])
-                     for i in range(500 + 200 * k, 700 + 200 * k)]
+                     for i in range(start, start + DEV_CROSS_ROWS)]
         _write_jsonl(paths["dev"], rows)
-    return {k: str(v) if isinstance(v, Path) else tuple(map(str, v)) for k, v in paths.items()}
+    return data_files(out)
 
 
 def get_config() -> StageConfig:
-    data = prepare_data()
+    data = data_files()
     return StageConfig(
         name="default",
         # Three patches per token (as the `small` preset), and words aligned to those tokens.
@@ -177,25 +192,50 @@ def get_config() -> StageConfig:
         # Distillation only: a pair InfoNCE between a sentence and its typo'd view is solved by matching
         # pixels and pulled STS-B dev below zero in a first run; the teacher's meaning is the signal here.
         contrastive_weight=0.0,
-        align=AlignConfig(lm="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
+        align=AlignConfig(teacher="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
                           cross_weight=0.2, projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
-        # 1,000 steps (30 min on one CPU thread); the bundled model then continued 2,000 steps from
-        # this run's final/ at lr 3e-4, then 6,500 more with sentences.jsonl, then 5,000 at lr 2e-4 with
-        # 15% typos, then 2,400 on the English-only visual texts (README: the exact commands).
+        # 1,000 steps (30 min on one CPU thread): the first phase of the bundled model's LINEAGE.
         optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=1000,
                           batch_size=64),
         dev=data["dev"],
-        eval_every=100,
-        checkpoint_every=100,
-        workers=0,   # rendering is a few percent of a CPU step: no core is worth a worker here
         seed=0,
+        # Rendering is a few percent of a CPU step: no core is worth a worker here.
+        run=RunConfig(eval_every=100, checkpoint_every=100, workers=0),
     )
+
+
+# The bundled model's lineage: five runs of this recipe, each continuing a checkpoint of the one before
+# (runs/<name>; the exact commands are in the README, "The bundled default model"). Sources name
+# data_files() keys. The weights shipped are the last phase's best/.
+LINEAGE: tuple[Phase, ...] = (
+    Phase("study/default-s0", max_steps=1000),                                    # = pixelrep train default
+    Phase("default", init="study/default-s0/final", max_steps=2000, lr=3e-4, warmup_steps=50),
+    Phase("default2", init="default/final", sources=("english", "lexicon", "sentences"), max_steps=6500,
+          lr=3e-4, warmup_steps=100, kept="best", kept_step=3750),               # adds breadth: sentences.jsonl
+    Phase("default3", init="default2/best", sources=("english", "lexicon", "sentences"), typo_rate=0.15,
+          max_steps=5000, lr=2e-4, warmup_steps=100, kept="best", kept_step=2500),
+    Phase("default4", init="default3/best", sources=("english", "lexicon_en", "sentences_en"), typo_rate=0.15,
+          max_steps=2400, lr=2e-4, kept="best", kept_step=1700),                # English-only visual texts
+)
+
+
+def lineage_facts(lineage: tuple[Phase, ...] = LINEAGE) -> dict:
+    """What the model card says about the lineage: its phases, steps trained, and the step of the weights."""
+    steps = sum(p.max_steps for p in lineage)
+    weights_step = sum(p.steps_kept for p in lineage)   # each phase continued the kept checkpoint
+    phases = "; then ".join(
+        f"{p.max_steps:,} steps" + (f" at lr {lr_text(p.lr)}" if p.lr else "") + (f" with {p.typo_rate:.0%} typos" if p.typo_rate else "")
+        + (f" on {', '.join(p.sources)}" if p.sources else "") + (f" from {p.init}" if p.init else " (pixelrep train default)")
+        for p in lineage)
+    return {"recipe": f"train/configs/default.py LINEAGE: {phases}; exported from runs/{lineage[-1].name}/{lineage[-1].kept}",
+            "training_budget": f"{steps:,} steps x {get_config().optim.batch_size} pairs (the weights: step "
+                               f"{weights_step:,}, best on dev), ~4 h 45 min on 1-2 shared CPU cores, no GPU"}
 
 
 def export(run_model: str, destination: str, results: str | None = None) -> None:
     """Fold the trained model's sentence projector into the encoder and save it as a plain PixelEncoder
     (results: an eval results.json whose scores go into the model card)."""
-    from pixelrep.teacher import AlignedPixelEncoder
+    from pixelrep.aligned import AlignedPixelEncoder
 
     encoder = AlignedPixelEncoder.from_pretrained(run_model).to_pixel_encoder()
     # float16 on disk: half the bytes in git and on GPU nodes; encode() computes in float32.
@@ -204,12 +244,7 @@ def export(run_model: str, destination: str, results: str | None = None) -> None
         "trained": True,
         "description": "pixelrep default: the multilingual Universal Sentence Encoder distilled into a 4-layer "
                        "word-aligned pixel encoder (train/configs/default.py); vectors live in USE-m3's 512-d space",
-        "recipe": "README: 'The bundled default model' (pixelrep train default, 1,000 steps; continued 2,000 steps "
-                  "at lr 3e-4; then 6,500 steps at lr 3e-4 with sentences.jsonl added; then 5,000 steps at lr 2e-4 with "
-                  "15% typos; then 2,400 steps at lr 2e-4 on English-only visual texts; "
-                  "python -m pixelrep.train.configs.default --export runs/default4/best DEST)",
-        "training_budget": "16,900 steps x 64 pairs (the weights: step 10,950, best on dev), ~4 h 45 min on 1-2 shared "
-                           "CPU cores, no GPU",
+        **lineage_facts(),
     })
 
 

@@ -18,7 +18,6 @@ def get_config() -> StageConfig:
         leapfrog_with=multilingual.parallel_data(),
         leapfrog_every=100,
         optim=dataclasses.replace(base.optim, lr=3e-5, warmup_steps=20, max_steps=800, batch_size=128),
-        eval_every=100,
-        checkpoint_every=100,
+        run=dataclasses.replace(base.run, eval_every=100, checkpoint_every=100),
         seed=4,
     )

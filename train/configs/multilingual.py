@@ -4,7 +4,8 @@ Starts from the reasoning stage's best model. Model selection stays on English S
 """
 import dataclasses
 
-from pixelrep.train.config import DataConfig, StageConfig, data_path
+from pixelrep.files import data_path
+from pixelrep.train.config import DataConfig, StageConfig
 from pixelrep.train.configs import reasoning
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pl", "pt", "ru", "zh", "ja")
@@ -24,7 +25,6 @@ def get_config() -> StageConfig:
         init_from="runs/reasoning/best",
         data=parallel_data(),
         optim=dataclasses.replace(base.optim, lr=5e-5, warmup_steps=100, max_steps=2000, batch_size=256),
-        eval_every=250,
-        checkpoint_every=250,
+        run=dataclasses.replace(base.run, eval_every=250, checkpoint_every=250),
         seed=3,
     )

@@ -4,8 +4,9 @@ NLI pairs from SICK with hard negatives, STS-B dev subset for model selection. N
 with 80 steps from random weights the pooled embedding learns faster without one.
 """
 from pixelrep.config import ModelConfig
+from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, StageConfig, data_path
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, RunConfig, StageConfig
 
 
 def get_config() -> StageConfig:
@@ -18,9 +19,6 @@ def get_config() -> StageConfig:
         head=HeadConfig(kind="none"),
         dev=data_path("sts/stsb/en/dev.jsonl"),
         dev_limit=300,
-        eval_every=20,
-        checkpoint_every=20,
-        log_every=5,
-        workers=1,
         seed=0,
+        run=RunConfig(eval_every=20, checkpoint_every=20, log_every=5, workers=1),
     )

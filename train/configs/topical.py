@@ -4,7 +4,8 @@ Starts from the visual stage's best model.
 """
 import dataclasses
 
-from pixelrep.train.config import DataConfig, StageConfig, data_path
+from pixelrep.files import data_path
+from pixelrep.train.config import DataConfig, StageConfig
 from pixelrep.train.configs import visual
 
 

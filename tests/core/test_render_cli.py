@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelrep.render import cli, raqm_available
+from pixelrep import render_cli as cli
+from pixelrep.render import raqm_available
 
 
 def run(argv) -> int:

@@ -64,7 +64,7 @@ def image_format(path: str | Path) -> str:
 
 def save_preview(rendered, path: str | Path, scale: int = 4) -> Path:
     """Write preview(rendered) in the format of path's suffix, atomically, with a normal file's mode."""
-    from pixelrep.pretrained import atomic_write
+    from pixelrep.files import atomic_write
 
     path = Path(path)
     fmt = image_format(path)
@@ -104,6 +104,9 @@ def _bench_command(args: argparse.Namespace) -> int:
     from pixelrep import strict_json
     from pixelrep.render.bench import run_render_bench
 
-    report = run_render_bench(data_dir=args.data_dir, runs=args.runs, typo_rate=args.typo_rate, limit=args.limit)
+    from pixelrep.files import data_path
+
+    report = run_render_bench(data_dir=args.data_dir or Path(data_path()), runs=args.runs, typo_rate=args.typo_rate,
+                              limit=args.limit)
     print(strict_json.dumps(report, indent=None if args.json else 2))
     return 0
