@@ -25,7 +25,7 @@ def register(commands, bench_commands) -> None:
     sts.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
     sts.add_argument("--baseline", nargs="+", default=[], metavar="PATH_OR_ID",
                      help="models to compare: 'minilm' (bundled all-MiniLM-L6-v2), 'use-m3' (the multilingual USE "
-                          "teacher, the train extra), a sentence-transformers folder or hub id; 'bow' (word "
+                          "teacher, train extra), 'wordllama', 'e5' (baselines extra), an ST folder or hub id; 'bow' (word "
                           "matching) is always added unless --no-bow")
     sts.add_argument("--no-bow", action="store_true",
                      help="leave out the bag-of-words baseline (cosine of word counts) reported beside every model")
