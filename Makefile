@@ -13,7 +13,7 @@ install:
 	$(PYTHON) -m pip install -q -e ".[extras]"
 
 install-test: install
-	$(PYTHON) -m pip install -q -e ".[test,extras,train]"
+	$(PYTHON) -m pip install -q -e ".[test,extras,train,baselines]"
 
 # Main job: render an example, encode with the bundled default model, and a quick evaluation (100 pairs
 # of each task: STS-B in 11 languages, cross-lingual pairs, typos) beside MiniLM, the model it learns

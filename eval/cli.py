@@ -8,7 +8,7 @@ from pixelrep.eval.suites import SUITE_CHOICES, VISUAL_IMAGE_LEVELS, VISUAL_KIND
 
 
 def register(commands, bench_commands) -> None:
-    """Add `eval` (with `sts`) to the pixelrep command. eval has no benchmark of its own."""
+    """Add `eval` (with `sts`) and `bench encode` (the pixel model beside the text baselines) to the pixelrep command."""
     ev = commands.add_parser("eval", help="evaluate models (STS suites)")
     what = ev.add_subparsers(dest="eval", required=True, metavar="WHAT")
     sts = what.add_parser(
@@ -25,7 +25,7 @@ def register(commands, bench_commands) -> None:
     sts.add_argument("--out", default="out/eval", help="output folder (default: out/eval)")
     sts.add_argument("--baseline", nargs="+", default=[], metavar="PATH_OR_ID",
                      help="models to compare: 'minilm' (bundled all-MiniLM-L6-v2), 'use-m3' (the multilingual USE "
-                          "teacher, the train extra), a sentence-transformers folder or hub id; 'bow' (word "
+                          "teacher, train extra), 'wordllama', 'e5' (baselines extra), an ST folder or hub id; 'bow' (word "
                           "matching) is always added unless --no-bow")
     sts.add_argument("--no-bow", action="store_true",
                      help="leave out the bag-of-words baseline (cosine of word counts) reported beside every model")
@@ -40,6 +40,27 @@ def register(commands, bench_commands) -> None:
                      help="rates of the visual suite's character kinds: the fraction of eligible characters "
                           f"changed (default: {' '.join(f'{r:g}' for r in VISUAL_RATES)})")
     sts.set_defaults(func=_run_sts)
+    bench = bench_commands.add_parser(
+        "encode", help="encode throughput and peak memory vs text baselines (MiniLM, WordLlama, e5, USE-m3)",
+        description="Sentences/s (rendering included) and peak RSS of PixelEncoder presets on the STS-B English "
+                    "test sentences, and of text baselines in the same process, with the ratios.")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--data-dir", default=None,
+                       help="folder holding sts/stsb/en/test.jsonl (default: $PIXELREP_DATA or ../shared/data)")
+    bench.add_argument("--presets", nargs="+", default=["tiny", "small", "default"],
+                       help="model presets (random weights) or models to load ('default', a folder) to measure")
+    bench.add_argument("--runs", type=positive_int, default=3, help="timed runs per model (median reported)")
+    bench.add_argument("--batch-size", type=positive_int, default=64)
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--limit", type=positive_int, default=None, help="only the first N sentences")
+    # Names checked by bench_encode (importing its BASELINES here would import torch for every command).
+    bench.add_argument("--baselines", nargs="+", default=["minilm"], metavar="NAME",
+                       help="text models to measure beside: minilm, wordllama, e5, use-m3 (default: minilm; "
+                            "wordllama and e5 need the baselines extra, use-m3 the train extra)")
+    bench.add_argument("--no-baseline", action="store_true", help="no text baselines")
+    bench.add_argument("--threads", type=positive_int, default=None,
+                       help="at most N threads per model (torch, OpenMP, tokenizers); the issue's speeds use 1")
+    bench.set_defaults(func=_run_bench)
 
 
 def _rate(value: str) -> float:
@@ -68,4 +89,25 @@ def _run_sts(args: argparse.Namespace) -> int:
     print(text_report(results))
     print(f"\nwrote {args.out}/results.json, results.md, sts.png" + (", visual.png" if "visual" in args.suite
                                                                       or "all" in args.suite else ""))
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from pixelrep import strict_json
+    from pixelrep.eval.bench_encode import bench_encode, load_sentences
+
+    sentences, source = load_sentences(args.data_dir, limit=args.limit)
+    result = bench_encode(sentences, source=source, presets=args.presets, runs=args.runs,
+                          batch_size=args.batch_size, device=args.device,
+                          baselines=[] if args.no_baseline else args.baselines, threads=args.threads)
+    if args.json:
+        print(strict_json.dumps(result, indent=2))
+        return 0
+    print(f"{result['sentences']} sentences from {source}, {result['runs']} runs, device {result['device']}, "
+          f"{result['torch_threads']} torch threads")
+    for name, m in result["models"].items():
+        print(f"  {name:26s} {m['sentences_per_s']:9.1f} sentences/s  (cold {m['cold_sentences_per_s']:.1f})  "
+              f"peak RSS {m['peak_rss_mb']:.0f} MB (+{m['peak_rss_delta_mb']:.0f} MB)")
+    for key, value in result.get("ratios", {}).items():
+        print(f"  {key}: {value:.2f}x")
     return 0

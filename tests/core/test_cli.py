@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pixelrep import ModelConfig, PixelEncoder
-from pixelrep.bench_encode import load_sentences
+from pixelrep.eval.bench_encode import load_sentences
 from pixelrep.cli import main as run
 from tests.core.helpers import tiny_encoder
 

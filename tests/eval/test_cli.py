@@ -14,7 +14,8 @@ from tests.eval.helpers import HashingEncoder
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="pixelrep")
     commands = parser.add_subparsers(dest="command", required=True)
-    cli.register(commands, bench_commands=None)  # eval adds no benchmark
+    bench = commands.add_parser("bench").add_subparsers(dest="bench", required=True)
+    cli.register(commands, bench)
     return parser.parse_args(argv)
 
 

