@@ -31,7 +31,7 @@ PAIR_COLUMNS: dict[str, dict[str, str | None]] = {
 SCHEDULES = ("cosine", "linear", "constant")
 SENTENCE_LOSSES = ("cosine", "mse", "infonce")
 HEADS = ("mlp", "none")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,10 @@ class AlignConfig:
     sentence_weight: float = 1.0     # teacher sentence distillation; 0 = off
     sentence_loss: str = "cosine"    # "cosine", "mse" (Reimers & Gurevych) or "infonce"
     cross_weight: float = 1.0        # pull rows sharing a target (parallel pairs) together; 0 = off
+    # Beside sentence_loss, on the first teacher's sentence vectors:
+    regression_weight: float = 0.0   # 1 - cos(projected, teacher): the whole direction, not only the rank in a batch
+    structure_weight: float = 0.0    # KL of the teacher's in-batch similarity distribution to the student's
+    queue_size: int = 0              # teacher vectors of recent batches as extra negatives (sentence_loss="infonce")
     temperature: float = 0.05        # for the InfoNCE terms
     cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
     max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
@@ -167,12 +171,16 @@ class AlignConfig:
             raise ValueError(f"AlignConfig.projector={self.projector!r}: use one of {PROJECTORS}")
         if self.sentence_loss not in SENTENCE_LOSSES:
             raise ValueError(f"AlignConfig.sentence_loss={self.sentence_loss!r}: use one of {SENTENCE_LOSSES}")
-        for name in ("token_weight", "sentence_weight", "cross_weight"):
+        for name in ("token_weight", "sentence_weight", "cross_weight", "regression_weight", "structure_weight",
+                     "queue_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AlignConfig.{name}={getattr(self, name)} must be >= 0")
         if self.token_weight == self.sentence_weight == self.cross_weight == 0:
             raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight or cross_weight "
                              "(or leave alignment out of the stage config)")
+        if self.queue_size and self.sentence_loss != "infonce":
+            raise ValueError(f"AlignConfig.queue_size={self.queue_size} adds negatives to the InfoNCE sentence loss: "
+                             f"set sentence_loss='infonce' (it is {self.sentence_loss!r}) or queue_size=0")
         if self.temperature <= 0:
             raise ValueError(f"AlignConfig.temperature={self.temperature} must be > 0")
         if self.max_length < 0:
@@ -227,7 +235,9 @@ class StageConfig:
     dev_limit: int = 0             # evaluate on the first N dev pairs; 0 = all
     seed: int = 0
     pad_multiple: int = 1          # pad strips to a multiple of this many patches (fewer shapes for compile)
-    precision: str = "bf16"        # bf16 autocast on GPU; the CPU always runs fp32
+    # "auto": bf16 autocast on GPU, fp32 on CPU; "bf16": autocast on any device (CPUs with avx512_bf16 train
+    # ~1.5x faster); "fp32": never. Losses and the optimizer state stay fp32 either way.
+    precision: str = "auto"
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
