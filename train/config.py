@@ -19,6 +19,7 @@ from pixelrep.config import ModelConfig, dataclass_in
 from pixelrep.config import from_dict as dataclass_from_dict
 from pixelrep.files import atomic_write_bytes
 from pixelrep.render.config import RenderConfig
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS
 
 # The dataset columns each pair builder reads (canonical name -> default column in the data).
 # `multilingual` target None: the file's other column, so en-de, en-fr, ... files mix unchanged.
@@ -71,6 +72,11 @@ class DataConfig:
     pairs: the pair builder (see PAIR_COLUMNS and pixelrep.train.data).
     columns: canonical name -> column in the data, for columns named differently from the defaults.
     typo_rate / shuffle_prob: perturbations of the positive side (they make the visual view).
+    augment / augment_prob / augment_max_rate: with probability augment_prob the positive also gets one
+      visual perturbation drawn from `augment` (pixelrep.render.visual kinds: text kinds such as "case",
+      "leetspeak", "split-words" at a rate drawn up to augment_max_rate, image kinds such as "blur" at a level
+      drawn from pixelrep.train.data.AUGMENT_IMAGE_LEVELS), so the model learns to read through what the
+      renderer cannot absorb; the target stays the clean text's.
     """
 
     sources: tuple[str, ...]
@@ -81,6 +87,9 @@ class DataConfig:
     typo_rate: float = 0.0
     shuffle_prob: float = 0.0
     shuffle_mode: str = "local"    # "local" (neighbour swaps) or "random"
+    augment: tuple[str, ...] = ()
+    augment_prob: float = 0.0
+    augment_max_rate: float = 0.3
     # Length bucketing: this many batches are sorted by length together (1 = none). Besides saving
     # padding, batches of similar lengths deny the loss the length shortcut (a perturbed view or a
     # translation has about its anchor's length): the smoke run gains about twice as much STS-B dev
@@ -100,6 +109,17 @@ class DataConfig:
                              f"known: {', '.join(PAIR_COLUMNS[self.pairs])}")
         if not 0 <= self.typo_rate <= 1 or not 0 <= self.shuffle_prob <= 1:
             raise ValueError("data.typo_rate and data.shuffle_prob must be in [0, 1]")
+        augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
+        unknown = [k for k in augment if k not in TEXT_PERTURBATIONS and k not in IMAGE_PERTURBATIONS]
+        if unknown:
+            raise ValueError(f"data.augment has unknown kinds {unknown}; known: "
+                             f"{', '.join([*TEXT_PERTURBATIONS, *IMAGE_PERTURBATIONS])}")
+        if bool(augment) != bool(self.augment_prob) or not 0 <= self.augment_prob <= 1:
+            raise ValueError(f"data.augment={augment} with augment_prob={self.augment_prob}: name kinds and a "
+                             f"probability in (0, 1] together, or neither")
+        if not 0 < self.augment_max_rate <= 1:
+            raise ValueError(f"data.augment_max_rate={self.augment_max_rate} must be in (0, 1]")
+        object.__setattr__(self, "augment", augment)
         if self.bucket_batches < 1:
             raise ValueError(f"data.bucket_batches={self.bucket_batches} must be >= 1 (1 = no length bucketing)")
         if self.shuffle_mode not in ("local", "random"):
