@@ -328,7 +328,8 @@ class RenderedBatches(Dataset):
             kind = d.augment[rng.integers(len(d.augment))]
             if kind in TEXT_PERTURBATIONS:
                 return perturb_text(text, kind, rate=rng.uniform(0, d.augment_max_rate), rng=rng), None
-            return text, (kind, rng.uniform(*sorted(AUGMENT_IMAGE_LEVELS[kind])), rng)
+            level = rng.uniform(*sorted(AUGMENT_IMAGE_LEVELS[kind]))
+            return text, (kind, round(level) if kind == "jpeg" else level, rng)   # JPEG quality is a whole number
         return text, None
 
     def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict:

@@ -202,10 +202,11 @@ def test_augmentations_change_the_view_not_the_anchor_or_the_target():
     changed = [a != b for a, b in zip(cased["texts"][n:], plain["texts"][n:])]
     assert sum(changed) >= n - 1 and all(a.lower() == b.lower() for a, b in zip(cased["texts"][n:], plain["texts"][n:]))
     # ... and an image kind its pixels, leaving the text and the anchors' pixels alone.
-    blurred = _visual_batch(key, augment=("blur",), augment_prob=1.0)
-    assert blurred["texts"] == plain["texts"]
-    assert torch.equal(blurred["pixels"][:n], plain["pixels"][:n])
-    assert not torch.equal(blurred["pixels"][n:], plain["pixels"][n:])
+    for kind in ("blur", "jpeg", "low-res", "rotate"):
+        seen = _visual_batch(key, augment=(kind,), augment_prob=1.0)
+        assert seen["texts"] == plain["texts"]
+        assert torch.equal(seen["pixels"][:n], plain["pixels"][:n])
+        assert not torch.equal(seen["pixels"][n:], plain["pixels"][n:]), kind
     # A probability below 1 leaves some views as they were.
     some = _visual_batch(key, augment=("leetspeak", "split-words"), augment_prob=0.5)
     kept = [a == b for a, b in zip(some["texts"][n:], plain["texts"][n:])]
