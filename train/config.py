@@ -293,6 +293,7 @@ class Phase:
 
     name: the run folder under runs/; init: "<phase name>/best" or ".../final" (None: the stage's own
     init_from); sources: the visual texts (None: the stage's); None fields keep the stage's value.
+    sets: any other field changes, as --set options ("align.queue_size=4096").
     kept: the checkpoint the next phase (or the export) took, kept_step its step (None: max_steps).
     """
 
@@ -303,6 +304,7 @@ class Phase:
     init: str | None = None
     sources: tuple[str, ...] | None = None
     typo_rate: float | None = None
+    sets: tuple[str, ...] = ()
     kept: str = "final"
     kept_step: int | None = None
 
@@ -326,7 +328,7 @@ class Phase:
         sets.append(f"optim.max_steps={self.max_steps}")
         sets += [f"optim.warmup_steps={self.warmup_steps}"] if self.warmup_steps is not None else []
         sets += [f"optim.lr={lr_text(self.lr)}"] if self.lr is not None else []
-        return sets
+        return sets + list(self.sets)
 
 
 def lr_text(lr: float) -> str:
@@ -381,6 +383,19 @@ def load_stage(name_or_path: str, *, prepare: bool = False) -> StageConfig:
     if not isinstance(stage, StageConfig):
         raise TypeError(f"get_config() of {name_or_path!r} returned {type(stage).__name__}, expected StageConfig")
     return stage
+
+
+def load_schedule(name_or_path: str) -> tuple[tuple[Phase, ...], dict] | None:
+    """(SCHEDULE, data_files()) of a config module that declares a schedule of phases, else None (a config
+    .json, or a module without SCHEDULE). Like get_config(), reads and writes nothing."""
+    import importlib
+
+    if name_or_path.endswith((".json", ".py")) or name_or_path not in available_configs():
+        return None
+    module = importlib.import_module(f"pixelrep.train.configs.{name_or_path}")
+    if not hasattr(module, "SCHEDULE"):
+        return None
+    return tuple(module.SCHEDULE), (module.data_files() if hasattr(module, "data_files") else {})
 
 
 def available_configs() -> list[str]:
