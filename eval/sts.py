@@ -5,14 +5,13 @@ torch): PixelEncoder, sentence-transformers models, or a test double.
 """
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
-from pixelrep.render.visual import IMAGE_PERTURBATIONS, perturb_pixels
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, perturb_rendered
 
 
 def encode(model, sentences: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -105,7 +104,7 @@ class PerturbedPixelEncoder:
     """A PixelEncoder that reads its renderings after an image perturbation (blur, JPEG, ...).
 
     Built from the encoder's public pieces: its renderer draws each sentence, the perturbation
-    (`pixelrep.render.perturb_pixels`) changes the text patches (the end patch stays as drawn, so
+    (`pixelrep.render.perturb_rendered`) changes the text patches (the end patch stays as drawn, so
     the model still sees where the text ends), `pixelrep.batch.collate` pads, and the encoder's
     forward reads, on the device the encoder sits on. A sentence's random draws are seeded from
     `seed` and the sentence itself, so its embedding does not depend on the batch it came in.
@@ -118,16 +117,9 @@ class PerturbedPixelEncoder:
 
     def render(self, sentence: str):
         """The sentence as the encoder draws it, with the perturbation applied to its text patches."""
-        rendered = self.encoder.renderer.render(sentence)
-        config = self.encoder.render_config
-        ps = config.patch_size
-        width = (rendered.num_patches - (1 if config.eos_patch else 0)) * ps
-        if width == 0:   # an empty text: nothing drawn to perturb
-            return rendered
         rng = np.random.default_rng([self.seed, zlib.crc32(sentence.encode("utf-8", "surrogatepass"))])
-        pixels = rendered.pixels.copy()
-        pixels[:, :width] = perturb_pixels(pixels[:, :width], self.kind, self.level, rng=rng, patch_size=ps)
-        return dataclasses.replace(rendered, pixels=pixels)
+        return perturb_rendered(self.encoder.renderer.render(sentence), self.kind, self.level, rng=rng,
+                                eos_patch=self.encoder.render_config.eos_patch)
 
     def encode(self, sentences: Sequence[str], batch_size: int = 64, **kwargs) -> np.ndarray:
         """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; other

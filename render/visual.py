@@ -19,12 +19,14 @@ font and are drawn as hollow boxes (counted in `missing_glyphs`).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import Callable
 
 import numpy as np
 
+from pixelrep.render.config import Rendered
 from pixelrep.render.perturb import as_generator
 
 # Latin letter -> Cyrillic / Greek letters that Unicode's confusables data (UTS #39, confusables.txt)
@@ -292,6 +294,19 @@ IMAGE_PERTURBATIONS: dict[str, tuple[Callable[..., np.ndarray], str]] = {
     "low-res": (low_resolution, "scale"),
     "rotate": (rotate_patches, "degrees"),
 }
+
+
+def perturb_rendered(rendered: Rendered, kind: str, level: float, rng: int | np.random.Generator | None = None,
+                     eos_patch: bool = True) -> Rendered:
+    """A Rendered strip with the image kind applied to its text patches; the end patch (eos_patch) stays as
+    drawn, so a model still sees where the text ends. An empty text comes back as it is."""
+    ps = rendered.pixels.shape[0]
+    width = (rendered.num_patches - (1 if eos_patch else 0)) * ps
+    if width <= 0:
+        return rendered
+    pixels = rendered.pixels.copy()
+    pixels[:, :width] = perturb_pixels(pixels[:, :width], kind, level, rng=rng, patch_size=ps)
+    return dataclasses.replace(rendered, pixels=pixels)
 
 
 def perturb_pixels(pixels: np.ndarray, kind: str, level: float, rng: int | np.random.Generator | None = None,

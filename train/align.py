@@ -91,12 +91,16 @@ class Ranks:
 
 
 def clip_loss(x: torch.Tensor, targets: torch.Tensor, keys: torch.Tensor, temperature: float,
-              ranks: Ranks | None = None) -> torch.Tensor:
+              ranks: Ranks | None = None, extra: torch.Tensor | None = None,
+              extra_keys: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between rows x [n, D] and their targets [n, D], over every rank's rows.
 
     keys [n] (text_keys of the target texts): rows with equal keys share one target, which is scored once,
     so it is no false negative. Rows -> distinct targets is cross-entropy; targets -> rows counts every row
     of the target as a positive (log of their summed probability). Without repeats this is CLIP's loss.
+    extra [Q, D] with extra_keys [Q]: more target vectors, negatives on the rows -> targets side only (a
+    queue of earlier batches' teacher vectors: they cost no student compute); one with a row's own key is
+    masked for that row.
     """
     ranks = ranks or Ranks(x.shape[0], x.device)
     x_all, keys_all = ranks.gather(x), ranks.gather(keys)
@@ -105,13 +109,31 @@ def clip_loss(x: torch.Tensor, targets: torch.Tensor, keys: torch.Tensor, temper
     first = torch.full_like(distinct_keys, len(keys_all)).scatter_reduce(0, labels_all, rows, "amin")
     distinct = ranks.gather(targets)[first]                                           # [U, D]
     labels = labels_all[ranks.offset: ranks.offset + x.shape[0]]
-    row_loss = ranks.mean(F.cross_entropy(x @ distinct.T / temperature, labels, reduction="none"))
+    logits = x @ distinct.T / temperature
+    if extra is not None and len(extra):
+        own = keys[:, None] == extra_keys[None, :]
+        logits = torch.cat([logits, (x @ extra.T / temperature).masked_fill(own, float("-inf"))], dim=1)
+    row_loss = ranks.mean(F.cross_entropy(logits, labels, reduction="none"))
     # The target side sees every rank's rows; each rank computes it whole, and the gather's backward sums
     # the ranks' identical gradients, which DDP's averaging undoes.
     col = distinct @ x_all.T / temperature                                              # [U, total]
     positive = labels_all[None, :] == torch.arange(len(distinct), device=x.device)[:, None]
     col_loss = (torch.logsumexp(col, dim=1) - torch.logsumexp(col.masked_fill(~positive, float("-inf")), dim=1)).mean()
     return (row_loss + col_loss) / 2
+
+
+def structure_loss(x: torch.Tensor, targets: torch.Tensor, temperature: float, ranks: Ranks | None = None) -> torch.Tensor:
+    """KL(teacher || student) between each row's softmax over its cosine similarities to the batch's other
+    rows (every rank's), self excluded: the graded similarity STS measures, not only which row matches.
+    x, targets [n, D] unit vectors (student, teacher)."""
+    ranks = ranks or Ranks(x.shape[0], x.device)
+    x_all, t_all = ranks.gather(x), ranks.gather(targets)
+    me = ranks.offset + torch.arange(x.shape[0], device=x.device)
+    is_self = me[:, None] == torch.arange(x_all.shape[0], device=x.device)[None, :]
+    student = F.log_softmax((x @ x_all.T / temperature).masked_fill(is_self, float("-inf")), dim=1)
+    teacher = F.log_softmax((targets @ t_all.T / temperature).masked_fill(is_self, float("-inf")), dim=1)
+    kl = (teacher.exp() * (teacher - student)).masked_fill(is_self, 0.0).sum(1)
+    return ranks.mean(kl)
 
 
 def group_infonce(emb: torch.Tensor, keys: torch.Tensor, temperature: float, ranks: Ranks | None = None) -> torch.Tensor:
@@ -220,6 +242,12 @@ class AlignmentHeads(nn.Module):
         self.token_proj = build_projector(config.projector, width, token_dim) if config.token_weight else None
         needs_sentence = config.sentence_weight or config.cross_weight
         self.sentence_proj = build_projector(config.projector, pooled_dim, teacher_dims[0]) if needs_sentence else None
+        if config.queue_size:
+            # A FIFO of the first teacher's target vectors and their text keys, newest first: in checkpoints
+            # (exact resume), not in the exported head. `queue_filled` counts the valid rows.
+            self.register_buffer("queue", torch.zeros(config.queue_size, teacher_dims[0]))
+            self.register_buffer("queue_keys", torch.zeros(config.queue_size, dtype=torch.int64))
+            self.register_buffer("queue_filled", torch.zeros((), dtype=torch.int64))
         # Further teachers: a sentence projector each (empty, and absent from state_dict, with one teacher).
         self.extra_sentence_proj = nn.ModuleDict({
             teacher_key(name): build_projector(config.projector, pooled_dim, dim)
@@ -266,21 +294,45 @@ class AlignmentHeads(nn.Module):
                 projectors = [self.sentence_proj, *self.extra_sentence_proj.values()]
                 weights = cfg.teacher_weights or (1.0,) * len(projectors)
                 several = len(projectors) > 1
-                for name, target, proj, w in zip(cfg.teachers, targets["sentence"], projectors, weights):
+                for i, (name, target, proj, w) in enumerate(zip(cfg.teachers, targets["sentence"], projectors, weights)):
                     term = f"align_sentence_{teacher_key(name)}" if several else "align_sentence"
-                    out[term] = cfg.sentence_weight * w * self._sentence_loss(proj(pooled), target, keys, ranks)
+                    p = proj(pooled)
+                    out[term] = cfg.sentence_weight * w * self._sentence_loss(p, target, keys, ranks, first=i == 0)
+                    if i == 0 and cfg.regression_weight:
+                        out["align_regression"] = cfg.regression_weight * ranks.mean(
+                            1.0 - F.cosine_similarity(p, target, dim=-1))
+                    if i == 0 and cfg.structure_weight:
+                        out["align_structure"] = cfg.structure_weight * structure_loss(
+                            F.normalize(p, dim=-1), target, cfg.temperature, ranks)
+                if cfg.queue_size:
+                    self._enqueue(ranks.gather(targets["sentence"][0]), ranks.gather(keys))
             if cfg.cross_weight:
                 p = F.normalize(self.sentence_proj(pooled), dim=-1)
                 out["align_cross"] = cfg.cross_weight * group_infonce(p, keys, cfg.temperature, ranks)
         return out
 
-    def _sentence_loss(self, p: torch.Tensor, teacher: torch.Tensor, keys: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    def _sentence_loss(self, p: torch.Tensor, teacher: torch.Tensor, keys: torch.Tensor, ranks: Ranks,
+                       first: bool = False) -> torch.Tensor:
         cfg = self.config
         if cfg.sentence_loss == "cosine":
             return ranks.mean(1.0 - F.cosine_similarity(p, teacher, dim=-1))
         if cfg.sentence_loss == "mse":
             return ranks.mean((p - teacher).pow(2).mean(-1))
-        return clip_loss(F.normalize(p, dim=-1), teacher, keys, cfg.temperature, ranks)
+        extra = extra_keys = None
+        if first and cfg.queue_size:
+            n = int(self.queue_filled)
+            # Copies: the queue is updated in place after this step's loss, before its backward.
+            extra, extra_keys = self.queue[:n].clone(), self.queue_keys[:n].clone()
+        return clip_loss(F.normalize(p, dim=-1), teacher, keys, cfg.temperature, ranks, extra, extra_keys)
+
+    @torch.no_grad()
+    def _enqueue(self, vectors: torch.Tensor, keys: torch.Tensor) -> None:
+        """Put this step's target vectors (every rank's) at the front of the queue, dropping the oldest."""
+        vectors, keys = vectors[: self.config.queue_size], keys[: self.config.queue_size]
+        k = len(keys)
+        self.queue.copy_(torch.cat([vectors.to(self.queue.dtype), self.queue[:-k]]))
+        self.queue_keys.copy_(torch.cat([keys, self.queue_keys[:-k]]))
+        self.queue_filled.fill_(min(int(self.queue_filled) + k, self.config.queue_size))
 
     def aligned_encoder(self, encoder: nn.Module) -> AlignedPixelEncoder:
         """The pixel side of the first teacher's aligned space (encoder + sentence projector); the teacher's

@@ -16,7 +16,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                                        "or a resolved config .json (a run's config.json)")
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set optim.lr=3e-5 data.split='train[:1000]'")
-    parser.add_argument("--output-dir", default=None, help="run folder (default: runs/<stage name>)")
+    parser.add_argument("--output-dir", default=None,
+                        help="run folder (default: runs/<stage name>); for a schedule, the folder its phases' run "
+                             "folders go under (default: $PIXELREP_RUNS or runs)")
+    parser.add_argument("--until", default=None, metavar="PHASE",
+                        help="a config with a schedule of phases (default): stop after this phase")
+    parser.add_argument("--from", dest="start", default=None, metavar="PHASE",
+                        help="a schedule: start at this phase (earlier phases' run folders may be absent)")
+    parser.add_argument("--one-stage", action="store_true",
+                        help="train the config's stage alone (get_config(), its first phase), not its schedule")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the run folder's latest checkpoint (a fresh start when there is none)")
     parser.add_argument("--stop-after", type=int, default=None, metavar="N",
@@ -30,16 +38,32 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from pixelrep.train import distributed
-    from pixelrep.train.config import apply_overrides, load_stage, to_dict
+    from pixelrep.train.config import apply_overrides, load_schedule, load_stage, to_dict
     from pixelrep.train.loop import TrainInterrupted, train
+    from pixelrep.train.schedule import run_schedule
 
     if args.print_config:   # declares only: nothing is prepared or written
         print(json.dumps(to_dict(apply_overrides(load_stage(args.config), args.overrides)), indent=2))
         return 0
-    stage = apply_overrides(load_stage(args.config, prepare=True), args.overrides)
+    schedule = None if args.one_stage else load_schedule(args.config)
+    if schedule is None and (args.until or args.start):
+        raise ValueError(f"--from/--until: config {args.config!r} declares no schedule of phases (or --one-stage was given)")
     try:
-        result = train(stage, args.output_dir or f"runs/{stage.name}", resume=args.resume,
-                       stop_after=args.stop_after, stop_after_seconds=args.stop_after_seconds, device=args.device)
+        if schedule is not None:   # the whole recipe; each phase resumes where it stopped
+            phases, data = schedule
+            results = run_schedule(load_stage(args.config, prepare=True), phases, data,
+                                   root=args.output_dir or os.environ.get("PIXELREP_RUNS", "runs"),
+                                   overrides=args.overrides, start=args.start, until=args.until,
+                                   train_kwargs=dict(stop_after=args.stop_after, stop_after_seconds=args.stop_after_seconds,
+                                                     device=args.device))
+            if not results:
+                print("pixelrep train: every phase is finished already", file=sys.stderr)
+                return 0
+            result = results[-1]
+        else:
+            stage = apply_overrides(load_stage(args.config, prepare=True), args.overrides)
+            result = train(stage, args.output_dir or f"runs/{stage.name}", resume=args.resume,
+                           stop_after=args.stop_after, stop_after_seconds=args.stop_after_seconds, device=args.device)
     except TrainInterrupted as e:
         print(f"pixelrep train: {e}", file=sys.stderr)
         return 130  # the shell's code for "ended by Ctrl-C"

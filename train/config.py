@@ -19,6 +19,7 @@ from pixelrep.config import ModelConfig, dataclass_in
 from pixelrep.config import from_dict as dataclass_from_dict
 from pixelrep.files import atomic_write_bytes
 from pixelrep.render.config import RenderConfig
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS
 
 # The dataset columns each pair builder reads (canonical name -> default column in the data).
 # `multilingual` target None: the file's other column, so en-de, en-fr, ... files mix unchanged.
@@ -31,7 +32,7 @@ PAIR_COLUMNS: dict[str, dict[str, str | None]] = {
 SCHEDULES = ("cosine", "linear", "constant")
 SENTENCE_LOSSES = ("cosine", "mse", "infonce")
 HEADS = ("mlp", "none")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class DataConfig:
     pairs: the pair builder (see PAIR_COLUMNS and pixelrep.train.data).
     columns: canonical name -> column in the data, for columns named differently from the defaults.
     typo_rate / shuffle_prob: perturbations of the positive side (they make the visual view).
+    augment / augment_prob / augment_max_rate: with probability augment_prob the positive also gets one
+      visual perturbation drawn from `augment` (pixelrep.render.visual kinds: text kinds such as "case",
+      "leetspeak", "split-words" at a rate drawn up to augment_max_rate, image kinds such as "blur" at a level
+      drawn from pixelrep.train.data.AUGMENT_IMAGE_LEVELS), so the model learns to read through what the
+      renderer cannot absorb; the target stays the clean text's.
     """
 
     sources: tuple[str, ...]
@@ -81,6 +87,9 @@ class DataConfig:
     typo_rate: float = 0.0
     shuffle_prob: float = 0.0
     shuffle_mode: str = "local"    # "local" (neighbour swaps) or "random"
+    augment: tuple[str, ...] = ()
+    augment_prob: float = 0.0
+    augment_max_rate: float = 0.3
     # Length bucketing: this many batches are sorted by length together (1 = none). Besides saving
     # padding, batches of similar lengths deny the loss the length shortcut (a perturbed view or a
     # translation has about its anchor's length): the smoke run gains about twice as much STS-B dev
@@ -100,6 +109,17 @@ class DataConfig:
                              f"known: {', '.join(PAIR_COLUMNS[self.pairs])}")
         if not 0 <= self.typo_rate <= 1 or not 0 <= self.shuffle_prob <= 1:
             raise ValueError("data.typo_rate and data.shuffle_prob must be in [0, 1]")
+        augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
+        unknown = [k for k in augment if k not in TEXT_PERTURBATIONS and k not in IMAGE_PERTURBATIONS]
+        if unknown:
+            raise ValueError(f"data.augment has unknown kinds {unknown}; known: "
+                             f"{', '.join([*TEXT_PERTURBATIONS, *IMAGE_PERTURBATIONS])}")
+        if bool(augment) != bool(self.augment_prob) or not 0 <= self.augment_prob <= 1:
+            raise ValueError(f"data.augment={augment} with augment_prob={self.augment_prob}: name kinds and a "
+                             f"probability in (0, 1] together, or neither")
+        if not 0 < self.augment_max_rate <= 1:
+            raise ValueError(f"data.augment_max_rate={self.augment_max_rate} must be in (0, 1]")
+        object.__setattr__(self, "augment", augment)
         if self.bucket_batches < 1:
             raise ValueError(f"data.bucket_batches={self.bucket_batches} must be >= 1 (1 = no length bucketing)")
         if self.shuffle_mode not in ("local", "random"):
@@ -142,6 +162,10 @@ class AlignConfig:
     sentence_weight: float = 1.0     # teacher sentence distillation; 0 = off
     sentence_loss: str = "cosine"    # "cosine", "mse" (Reimers & Gurevych) or "infonce"
     cross_weight: float = 1.0        # pull rows sharing a target (parallel pairs) together; 0 = off
+    # Beside sentence_loss, on the first teacher's sentence vectors:
+    regression_weight: float = 0.0   # 1 - cos(projected, teacher): the whole direction, not only the rank in a batch
+    structure_weight: float = 0.0    # KL of the teacher's in-batch similarity distribution to the student's
+    queue_size: int = 0              # teacher vectors of recent batches as extra negatives (sentence_loss="infonce")
     temperature: float = 0.05        # for the InfoNCE terms
     cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
     max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
@@ -167,12 +191,16 @@ class AlignConfig:
             raise ValueError(f"AlignConfig.projector={self.projector!r}: use one of {PROJECTORS}")
         if self.sentence_loss not in SENTENCE_LOSSES:
             raise ValueError(f"AlignConfig.sentence_loss={self.sentence_loss!r}: use one of {SENTENCE_LOSSES}")
-        for name in ("token_weight", "sentence_weight", "cross_weight"):
+        for name in ("token_weight", "sentence_weight", "cross_weight", "regression_weight", "structure_weight",
+                     "queue_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AlignConfig.{name}={getattr(self, name)} must be >= 0")
         if self.token_weight == self.sentence_weight == self.cross_weight == 0:
             raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight or cross_weight "
                              "(or leave alignment out of the stage config)")
+        if self.queue_size and self.sentence_loss != "infonce":
+            raise ValueError(f"AlignConfig.queue_size={self.queue_size} adds negatives to the InfoNCE sentence loss: "
+                             f"set sentence_loss='infonce' (it is {self.sentence_loss!r}) or queue_size=0")
         if self.temperature <= 0:
             raise ValueError(f"AlignConfig.temperature={self.temperature} must be > 0")
         if self.max_length < 0:
@@ -227,7 +255,9 @@ class StageConfig:
     dev_limit: int = 0             # evaluate on the first N dev pairs; 0 = all
     seed: int = 0
     pad_multiple: int = 1          # pad strips to a multiple of this many patches (fewer shapes for compile)
-    precision: str = "bf16"        # bf16 autocast on GPU; the CPU always runs fp32
+    # "auto": bf16 autocast on GPU, fp32 on CPU; "bf16": autocast on any device (CPUs with avx512_bf16 train
+    # ~1.5x faster); "fp32": never. Losses and the optimizer state stay fp32 either way.
+    precision: str = "auto"
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
@@ -263,6 +293,7 @@ class Phase:
 
     name: the run folder under runs/; init: "<phase name>/best" or ".../final" (None: the stage's own
     init_from); sources: the visual texts (None: the stage's); None fields keep the stage's value.
+    sets: any other field changes, as --set options ("align.queue_size=4096").
     kept: the checkpoint the next phase (or the export) took, kept_step its step (None: max_steps).
     """
 
@@ -273,6 +304,7 @@ class Phase:
     init: str | None = None
     sources: tuple[str, ...] | None = None
     typo_rate: float | None = None
+    sets: tuple[str, ...] = ()
     kept: str = "final"
     kept_step: int | None = None
 
@@ -296,7 +328,7 @@ class Phase:
         sets.append(f"optim.max_steps={self.max_steps}")
         sets += [f"optim.warmup_steps={self.warmup_steps}"] if self.warmup_steps is not None else []
         sets += [f"optim.lr={lr_text(self.lr)}"] if self.lr is not None else []
-        return sets
+        return sets + list(self.sets)
 
 
 def lr_text(lr: float) -> str:
@@ -351,6 +383,19 @@ def load_stage(name_or_path: str, *, prepare: bool = False) -> StageConfig:
     if not isinstance(stage, StageConfig):
         raise TypeError(f"get_config() of {name_or_path!r} returned {type(stage).__name__}, expected StageConfig")
     return stage
+
+
+def load_schedule(name_or_path: str) -> tuple[tuple[Phase, ...], dict] | None:
+    """(SCHEDULE, data_files()) of a config module that declares a schedule of phases, else None (a config
+    .json, or a module without SCHEDULE). Like get_config(), reads and writes nothing."""
+    import importlib
+
+    if name_or_path.endswith((".json", ".py")) or name_or_path not in available_configs():
+        return None
+    module = importlib.import_module(f"pixelrep.train.configs.{name_or_path}")
+    if not hasattr(module, "SCHEDULE"):
+        return None
+    return tuple(module.SCHEDULE), (module.data_files() if hasattr(module, "data_files") else {})
 
 
 def available_configs() -> list[str]:

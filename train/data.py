@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from pixelrep.batch import LengthBucketSampler, collate
 from pixelrep.render import Renderer, RenderConfig
 from pixelrep.render.perturb import add_typos, shuffle_words
+from pixelrep.render.visual import TEXT_PERTURBATIONS, perturb_rendered, perturb_text
 from pixelrep.train.config import PAIR_COLUMNS, DataConfig
 
 # File suffix (after an optional .gz) -> datasets builder and its reader options.
@@ -289,6 +290,11 @@ class PlanSampler(Sampler):
             epoch, step = epoch + 1, 0
 
 
+# Image augmentations (DataConfig.augment): each draws its level uniformly from this range, from no change
+# to about the middle of the eval suite's levels (pixelrep.eval.suites.VISUAL_IMAGE_LEVELS).
+AUGMENT_IMAGE_LEVELS = {"blur": (0.0, 1.0), "jpeg": (90, 20), "low-res": (1.0, 0.5), "rotate": (0.0, 6.0)}
+
+
 class RenderedBatches(Dataset):
     """Turns (epoch, step, rows) into a rendered batch; runs in DataLoader workers.
 
@@ -307,16 +313,24 @@ class RenderedBatches(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _perturb(self, text: str, epoch: int, row: int) -> str:
+    def _perturb(self, text: str, epoch: int, row: int) -> tuple[str, tuple | None]:
+        """The positive's text as it is drawn, and the image augmentation to apply to its pixels
+        ((kind, level, rng) or None)."""
         d = self.data
-        if not (d.typo_rate or d.shuffle_prob):
-            return text
+        if not (d.typo_rate or d.shuffle_prob or d.augment_prob):
+            return text, None
         rng = np.random.default_rng([self.seed, epoch, row])
         if d.shuffle_prob and rng.random() < d.shuffle_prob:
             text = shuffle_words(text, mode=d.shuffle_mode, rng=rng)
         if d.typo_rate:
             text = add_typos(text, rate=d.typo_rate, rng=rng)
-        return text
+        if d.augment_prob and rng.random() < d.augment_prob:   # drawn last: without augment, views are as before
+            kind = d.augment[rng.integers(len(d.augment))]
+            if kind in TEXT_PERTURBATIONS:
+                return perturb_text(text, kind, rate=rng.uniform(0, d.augment_max_rate), rng=rng), None
+            level = rng.uniform(*sorted(AUGMENT_IMAGE_LEVELS[kind]))
+            return text, (kind, round(level) if kind == "jpeg" else level, rng)   # JPEG quality is a whole number
+        return text, None
 
     def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict:
         epoch, step, rows = key
@@ -324,11 +338,16 @@ class RenderedBatches(Dataset):
             self._renderer = Renderer(self.render_config)
         p = self.pairs
         anchors = [p.anchors[i] for i in rows]
-        positives = [self._perturb(p.positives[i], epoch, int(i)) for i in rows]
+        positives, images = zip(*(self._perturb(p.positives[i], epoch, int(i)) for i in rows))
         negative_rows = [k for k, i in enumerate(rows) if p.negatives is not None and p.negatives[i] is not None]
         negatives = [p.negatives[rows[k]] for k in negative_rows]
-        texts = anchors + positives + negatives
+        texts = anchors + list(positives) + negatives
         rendered = self._renderer.render_batch(texts)
+        for k, image in enumerate(images):
+            if image is not None:
+                kind, level, rng = image
+                rendered[len(rows) + k] = perturb_rendered(rendered[len(rows) + k], kind, level, rng=rng,
+                                                           eos_patch=self.render_config.eos_patch)
         # Rounded up to a multiple of pad_multiple (fewer shapes to compile), at most the canvas.
         longest = max(r.num_patches for r in rendered)
         pixels, mask = collate(rendered, pad_to=min(-(-longest // self.pad_multiple) * self.pad_multiple,

@@ -407,7 +407,7 @@ class _Run:
     model: ContrastiveModel
     train_model: nn.Module            # the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
-    autocast: object                  # a context factory: bf16 autocast on GPU, else nothing
+    autocast: object                  # a context factory: bf16 autocast (stage.precision), else nothing
     targets: object | None            # TeacherTargets with alignment: the batch's texts -> target vectors
     sources: dict[str, DataConfig]    # "data" and, leapfrogging, "leapfrog_with"
     pairs: dict[str, Pairs]
@@ -502,8 +502,8 @@ def _setup(stage: StageConfig, out: Path, resume: bool, device: str | None) -> _
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=align is not None)
-    use_bf16 = stage.precision == "bf16" and info.device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    use_bf16 = stage.precision == "bf16" or (stage.precision == "auto" and info.device.type == "cuda")
+    autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
     log = _Log(out, info.is_main, resume_step=step if latest is not None else None)
     return _Run(stage=stage, out=out, info=info, model=model, train_model=train_model, optimizer=optimizer,
                 autocast=autocast, targets=targets, sources=sources, pairs=pairs, plans=plans, dev=dev, log=log,

@@ -15,7 +15,7 @@ from pixelrep.render import Renderer, RenderConfig
 from pixelrep.aligned import ALIGN_CONFIG, ALIGN_WEIGHTS, AlignedPixelEncoder, load_align_head
 from pixelrep.teachers import LanguageModel
 from pixelrep.train import distributed
-from pixelrep.train.align import clip_loss, group_infonce
+from pixelrep.train.align import clip_loss, group_infonce, structure_loss
 from pixelrep.train.config import AlignConfig
 from tests.core.helpers import tiny_encoder
 from tests.train.helpers import heads_and_targets
@@ -358,3 +358,49 @@ def test_folding_the_projector_gives_the_same_aligned_vectors(with_projection):
     np.testing.assert_allclose(folded.encode(texts), aligned.encode(texts), atol=1e-5)
     with pytest.raises(ValueError, match="linear projector"):
         AlignedPixelEncoder(encoder, torch.nn.Sequential(torch.nn.Linear(config.embedding_dim, 24))).to_pixel_encoder()
+
+
+def test_structure_loss_is_zero_for_the_teachers_own_geometry_and_positive_otherwise():
+    torch.manual_seed(0)
+    t = F.normalize(torch.randn(6, 8), dim=-1)
+    assert structure_loss(t, t, temperature=0.05) < 1e-6
+    # A rotation keeps every cosine, so the in-batch similarity structure is the same.
+    q, _ = torch.linalg.qr(torch.randn(8, 8))
+    assert structure_loss(t @ q, t, temperature=0.05) < 1e-5
+    assert structure_loss(F.normalize(torch.randn(6, 8), dim=-1), t, temperature=0.05) > 0.1
+
+
+def test_queue_negatives_sharpen_the_loss_and_skip_a_rows_own_target():
+    torch.manual_seed(0)
+    x = F.normalize(torch.randn(4, 8), dim=-1)
+    t = F.normalize(x + 0.3 * torch.randn(4, 8), dim=-1)
+    keys = torch.arange(4)
+    plain = clip_loss(x, t, keys, temperature=0.05)
+    queue = F.normalize(torch.randn(32, 8), dim=-1)
+    assert clip_loss(x, t, keys, 0.05, extra=queue, extra_keys=torch.arange(100, 132)) > plain
+    # A queued copy of a row's own target is no negative for that row (masked by its key): with one row
+    # the loss stays 0; under another key the copy is a negative as close as the target: log 2 on the row side.
+    assert clip_loss(x[:1], t[:1], keys[:1], 0.05, extra=t[:1].clone(), extra_keys=keys[:1].clone()) == 0
+    foreign = clip_loss(x[:1], t[:1], keys[:1], 0.05, extra=t[:1].clone(), extra_keys=torch.tensor([9]))
+    torch.testing.assert_close(foreign, torch.tensor(np.log(2) / 2, dtype=torch.float32))
+
+
+def test_regression_structure_and_queue_terms_train_and_the_queue_fills(lm, strips):
+    enc = tiny_encoder()
+    cfg = AlignConfig(teacher="unused", token_weight=0.0, cross_weight=0.0, sentence_loss="infonce",
+                      regression_weight=1.0, structure_weight=1.0, queue_size=6)
+    heads, targets = heads_and_targets(cfg, 64, lm)
+    assert {"queue", "queue_keys", "queue_filled"} <= set(heads.state_dict())   # checkpointed: exact resume
+    out = heads.losses(*_forward(enc.vit, strips, SENTENCES[:4]), targets(SENTENCES[:4]))
+    assert set(out) == {"align_sentence", "align_regression", "align_structure"}
+    assert int(heads.queue_filled) == 4
+    sum(out.values()).backward()                     # the in-place queue update leaves the graph intact
+    later = targets(SENTENCES[4:8])
+    heads.losses(*_forward(enc.vit, strips, SENTENCES[4:8]), later)
+    assert int(heads.queue_filled) == 6              # full: the oldest rows were dropped
+    torch.testing.assert_close(heads.queue[:4], later["sentence"][0])   # newest first
+
+
+def test_a_queue_needs_the_infonce_sentence_loss():
+    with pytest.raises(ValueError, match="queue_size=8 adds negatives.*sentence_loss='infonce'"):
+        AlignConfig(teacher="use-m3", sentence_loss="cosine", queue_size=8)

@@ -179,3 +179,42 @@ def test_pair_rows_read_back_as_the_same_pairs_and_targets(kind):
     targets = pairs.target_texts(index)
     if pairs.same_meaning:   # a view or a translation is pulled to its anchor's vector
         assert targets == pairs.anchors * 2
+
+
+VISUAL_TEXTS = ["A man is playing a guitar.", "The cat sits on the mat.", "Two dogs run on the grass.",
+                "A woman slices an onion.", "Kids play in the park.", "The sun sets over the sea."]
+
+
+def _visual_batch(key, **augment):
+    pairs = Pairs(VISUAL_TEXTS, VISUAL_TEXTS, same_meaning=True)
+    data = DataConfig(sources="x", pairs="visual", typo_rate=0.05, **augment)
+    return RenderedBatches(pairs, data, RenderConfig(max_patches=32), seed=0, keep_texts=True)[key]
+
+
+def test_augmentations_change_the_view_not_the_anchor_or_the_target():
+    key = (0, 0, np.arange(len(VISUAL_TEXTS)))
+    plain = _visual_batch(key)
+    assert plain["texts"] == _visual_batch(key)["texts"]            # seeded
+    # Off by default: the views are the typo'd views as before; on, a text kind edits the view's text...
+    cased = _visual_batch(key, augment=("case",), augment_prob=1.0, augment_max_rate=0.5)
+    n = len(VISUAL_TEXTS)
+    assert cased["texts"][:n] == VISUAL_TEXTS and cased["targets"] == plain["targets"]
+    changed = [a != b for a, b in zip(cased["texts"][n:], plain["texts"][n:])]
+    assert sum(changed) >= n - 1 and all(a.lower() == b.lower() for a, b in zip(cased["texts"][n:], plain["texts"][n:]))
+    # ... and an image kind its pixels, leaving the text and the anchors' pixels alone.
+    for kind in ("blur", "jpeg", "low-res", "rotate"):
+        seen = _visual_batch(key, augment=(kind,), augment_prob=1.0)
+        assert seen["texts"] == plain["texts"]
+        assert torch.equal(seen["pixels"][:n], plain["pixels"][:n])
+        assert not torch.equal(seen["pixels"][n:], plain["pixels"][n:]), kind
+    # A probability below 1 leaves some views as they were.
+    some = _visual_batch(key, augment=("leetspeak", "split-words"), augment_prob=0.5)
+    kept = [a == b for a, b in zip(some["texts"][n:], plain["texts"][n:])]
+    assert 0 < sum(kept) < n
+
+
+def test_augment_config_names_unknown_kinds_and_needs_a_probability():
+    with pytest.raises(ValueError, match="unknown kinds \\['wobble'\\]; known: homoglyphs"):
+        DataConfig(sources="x", pairs="visual", typo_rate=0.1, augment=("wobble",), augment_prob=0.5)
+    with pytest.raises(ValueError, match="name kinds and a probability"):
+        DataConfig(sources="x", pairs="visual", typo_rate=0.1, augment=("case",))

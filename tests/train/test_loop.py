@@ -168,3 +168,14 @@ def test_the_model_names_its_no_weight_decay_parameters():
                                                           if p.ndim < 2 or n.endswith(("pos_embed", "cls_token"))}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0 and "encoder.vit.patch_embed.weight" in {
         names[id(p)] for p in decay["params"]}
+
+
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    # precision="bf16" runs the model under bf16 autocast on any device ("auto" keeps fp32 on the CPU):
+    # the losses of the two runs are close but not equal, so autocast was on, and the weights stay fp32.
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    runs = {p: train(tiny_stage(data, precision=p), tmp_path / p, show_progress=False) for p in ("auto", "bf16")}
+    fp32, bf16 = runs["auto"].last_loss, runs["bf16"].last_loss
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.1 * abs(fp32)
+    weights = load_file(str(tmp_path / "bf16" / "final" / "model.safetensors"))
+    assert all(v.dtype == torch.float32 for v in weights.values())

@@ -23,6 +23,9 @@ the same number of sentences.
 The bundled model is not one run of get_config() but five, each continuing the one before: LINEAGE
 declares them as phases (what each changed, where it started, which checkpoint was kept); the README's
 commands and the exported model card's metadata are read from it (tests/train/test_default_recipe.py).
+SCHEDULE (LINEAGE and the phases trained since) is what `pixelrep train default` runs, resumably;
+`--until default4` stops at the bundled weights, `--from PHASE` starts at a later phase whose input
+exists (scripts/unfold_default.py rebuilds runs/default4/best from the bundled model).
 
 After training, `python -m pixelrep.train.configs.default --export RUN_DIR/best DEST` folds the
 linear sentence projector into the encoder's own projection, so `encode()` returns vectors in the
@@ -207,8 +210,9 @@ def get_config() -> StageConfig:
 # The bundled model's lineage: five runs of this recipe, each continuing a checkpoint of the one before
 # (runs/<name>; the exact commands are in the README, "The bundled default model"). Sources name
 # data_files() keys. The weights shipped are the last phase's best/.
+AUGMENT = ("case", "leetspeak", "split-words", "merge-words", "blur", "jpeg", "low-res", "rotate")
 LINEAGE: tuple[Phase, ...] = (
-    Phase("study/default-s0", max_steps=1000),                                    # = pixelrep train default
+    Phase("study/default-s0", max_steps=1000),                        # = pixelrep train default --one-stage
     Phase("default", init="study/default-s0/final", max_steps=2000, lr=3e-4, warmup_steps=50),
     Phase("default2", init="default/final", sources=("english", "lexicon", "sentences"), max_steps=6500,
           lr=3e-4, warmup_steps=100, kept="best", kept_step=3750),               # adds breadth: sentences.jsonl
@@ -217,6 +221,21 @@ LINEAGE: tuple[Phase, ...] = (
     Phase("default4", init="default3/best", sources=("english", "lexicon_en", "sentences_en"), typo_rate=0.15,
           max_steps=2400, lr=2e-4, kept="best", kept_step=1700),                # English-only visual texts
 )
+
+
+# After the bundled weights (docs/study.md, section 7): the lineage's last checkpoint continued with 4,096
+# earlier teacher vectors as extra negatives (the in-batch InfoNCE against 63 others is nearly solved) and
+# visual augmentations of the view that the renderer cannot absorb (case, leetspeak, split and merged words,
+# blur, JPEG, low resolution, rotation), each pulled to the clean text's vector; bf16 autocast on CPU.
+# Not bundled until it beats default4/best on all of STS-B dev.
+NEXT: tuple[Phase, ...] = (
+    Phase("default6", init="default4/best", sources=("english", "lexicon_en", "sentences_en"), typo_rate=0.15,
+          max_steps=6000, lr=2e-4, warmup_steps=100,
+          sets=("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
+                "precision=bf16")),
+)
+# What `pixelrep train default` runs (resumable; `--until default4` reproduces the bundled weights).
+SCHEDULE: tuple[Phase, ...] = LINEAGE + NEXT
 
 
 def lineage_facts(lineage: tuple[Phase, ...] = LINEAGE) -> dict:
