@@ -57,7 +57,7 @@ def run_arm(arm: str, steps: int, seed: int, eval_every: int) -> Path:
         overrides.append(f"leapfrog_every={min(100, steps // 10)}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "pixelrep", "train", "default", "--output-dir", str(out),
+    cmd = [sys.executable, "-m", "pixelrep", "train", "default", "--one-stage", "--output-dir", str(out),
            "--resume", *[a for o in overrides for a in ("--set", o)]]
     start = time.time()
     subprocess.run(cmd, env=env, check=True)
@@ -175,10 +175,17 @@ def word_average(teacher_name: str) -> dict:
     return out
 
 
-def score_dev(models: list[str]) -> list[dict]:
+# `dev --visual`: the visual suite's middle setting of each kind the training augmentations aim at, on
+# STS-B en dev (character kinds at rate 0.3; image kinds at the suite's middle level).
+DEV_VISUAL_TEXT = ("homoglyphs", "case", "leetspeak", "split-words", "merge-words")
+DEV_VISUAL_IMAGE = {"blur": 1.0, "low-res": 0.5, "rotate": 6}
+
+
+def score_dev(models: list[str], visual: bool = False) -> list[dict]:
     """Spearman x100 of saved models on all of STS-B dev: English (1,500 pairs, and by thirds: the rows
     come in genre blocks, captions first), en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X), and
-    English with 10% character typos (as the test suite's robustness task, seed 0) and the drop to it."""
+    English with 10% character typos (as the test suite's robustness task, seed 0) and the drop to it;
+    with `visual`, English under the DEV_VISUAL kinds too (seed 0)."""
     from pixelrep.eval.data import load_sts_file
     from pixelrep.eval.models import load_model
     from pixelrep.eval.sts import CachedEncoder, evaluate_sts
@@ -201,6 +208,19 @@ def score_dev(models: list[str]) -> list[dict]:
         out["en-X"] = sum(scores) / len(scores)
         out["en typos 0.1"] = evaluate_sts(encoder, en_typos.sentence1, en_typos.sentence2, en.score)["spearman"]
         out["drop"] = out["en"] - out["en typos 0.1"]
+        if visual:
+            import numpy as np
+
+            from pixelrep.eval.sts import PerturbedPixelEncoder
+            from pixelrep.render import perturb_text
+
+            for kind in DEV_VISUAL_TEXT:
+                a = [perturb_text(t, kind, 0.3, rng=np.random.default_rng([0, i])) for i, t in enumerate(en.sentence1)]
+                b = [perturb_text(t, kind, 0.3, rng=np.random.default_rng([1, i])) for i, t in enumerate(en.sentence2)]
+                out[f"en {kind} 0.3"] = evaluate_sts(encoder, a, b, en.score)["spearman"]
+            for kind, level in DEV_VISUAL_IMAGE.items():
+                image = PerturbedPixelEncoder(encoder.model, kind, level, seed=0)
+                out[f"en {kind} {level:g}"] = evaluate_sts(image, en.sentence1, en.sentence2, en.score)["spearman"]
         results.append({k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()})
         print(json.dumps(results[-1]), flush=True)
     return results
@@ -219,13 +239,14 @@ def main() -> None:
     w.add_argument("--teacher", default="use-m3")
     d = sub.add_parser("dev")
     d.add_argument("models", nargs="+", help="'default', 'bow' (word matching), saved model folders, or training runs' best/ and final/")
+    d.add_argument("--visual", action="store_true", help="also English dev under visual perturbations (DEV_VISUAL_*)")
     args = parser.parse_args()
     if args.command == "run":
         run_arm(args.arm, args.steps, args.seed, args.eval_every)
     elif args.command == "words":
         word_average(args.teacher)
     elif args.command == "dev":
-        score_dev(args.models)
+        score_dev(args.models, visual=args.visual)
     else:
         report()
 

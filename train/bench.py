@@ -65,15 +65,18 @@ def _timm_model(model_config: ModelConfig) -> nn.Module:
 
 def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int | None = None, steps: int = 20,
                 repeats: int = 5, workers: int | None = None, max_patches: int = 64, data: str | None = None,
-                bf16: bool = True, compile: bool = False, bucket_batches: int = 64, config: str | None = None) -> dict:
+                precision: str = "auto", compile: bool = False, bucket_batches: int = 64, config: str | None = None) -> dict:
     """Measure and return one JSON-ready dict (see module doc). bucket_batches=1 turns length bucketing off.
     config: a stage config (name or file, as `pixelrep train` takes) whose model and render configs are
-    measured instead of the preset's (e.g. "default": the bundled model's shape, word-aligned rendering)."""
+    measured instead of the preset's (e.g. "default": the bundled model's shape, word-aligned rendering).
+    precision: as a stage's ("auto": bf16 autocast on GPU, fp32 on CPU; "bf16" on any device; "fp32")."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = dev.type == "cuda"
     batch_size = batch_size or (512 if on_gpu else 64)
     workers = (8 if on_gpu else 1) if workers is None else workers
-    use_bf16 = bf16 and on_gpu
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision={precision!r}: use auto, bf16 or fp32")
+    use_bf16 = precision == "bf16" or (precision == "auto" and on_gpu)
     threads = torch.get_num_threads()
     if not on_gpu:
         torch.set_num_threads(cpu_threads_beside_workers(workers))  # as training does

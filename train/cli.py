@@ -82,7 +82,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     result = bench_train(preset=args.preset, device=args.device, batch_size=args.batch_size, steps=args.steps,
                          repeats=args.repeats, workers=args.workers, max_patches=args.max_patches,
-                         data=args.data, bf16=not args.fp32, compile=args.compile, bucket_batches=args.bucket_batches,
+                         data=args.data, precision=args.precision, compile=args.compile, bucket_batches=args.bucket_batches,
                          config=args.config)
     if args.json:
         print(strict_json.dumps(result))
@@ -110,7 +110,8 @@ def register(commands, bench_commands) -> None:
     bench.add_argument("--max-patches", type=int, default=64)
     bench.add_argument("--data", default=None,
                        help="sentence pairs file (sentence1, sentence2); default STS-B en train from the offline data")
-    bench.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")
+    bench.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                       help="as a stage's: auto = bf16 autocast on GPU, fp32 on CPU; bf16 on any device")
     bench.add_argument("--compile", action="store_true", help="torch.compile the ViT blocks")
     bench.add_argument("--bucket-batches", type=int, default=64,
                        help="batches sorted by length together (1: no length bucketing)")

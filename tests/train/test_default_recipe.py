@@ -91,7 +91,11 @@ def test_readme_and_model_card_read_the_lineage():
     from pathlib import Path
 
     readme = (Path(recipe.__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    commands = readme.split("**Recipe**")[1].split("```bash")[1].split("```")[0].replace("\\\n", " ")
+    blocks = readme.split("**Recipe**")[1].split("```bash")[1:]
+    commands = next(b for b in blocks if "study_reading.py run default" in b).split("```")[0].replace("\\\n", " ")
+    schedule = blocks[0].split("```")[0]
+    assert f"pixelrep train default --until {recipe.LINEAGE[-1].name}" in schedule   # the one command
+    assert recipe.SCHEDULE[: len(recipe.LINEAGE)] == recipe.LINEAGE
     files = {k: f"$D/{Path(v).name}" for k, v in recipe.data_files().items() if isinstance(v, str)}
     first, *rest = recipe.LINEAGE
     assert f"study_reading.py run default --steps {first.max_steps}" in commands
