@@ -116,9 +116,10 @@ def _import_baseline_libraries(baselines) -> None:
 
 def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small"), runs: int = 3,
                  batch_size: int = 64, device: str = "cpu", baselines=("minilm",),
-                 threads: int | None = None) -> dict:
+                 threads: int | None = None, precision: str = "fp32") -> dict:
     """Measure and return one JSON-ready dict (see module doc). baselines: names in BASELINES; threads:
-    see limit_threads (None: each library's default)."""
+    see limit_threads (None: each library's default); precision: the pixel models' encode(precision=...)
+    ("bf16" autocasts, also on CPUs with avx512_bf16)."""
     from pixelrep.config import ModelConfig
     from pixelrep.encoder import PixelEncoder
     from pixelrep.render import RenderConfig
@@ -143,7 +144,8 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
             render = RenderConfig()
             return PixelEncoder(ModelConfig.from_preset(preset, max_patches=render.max_patches), render)
         def encode(model):
-            return model.encode(sentences, batch_size=batch_size, device=device, show_progress_bar=False)
+            return model.encode(sentences, batch_size=batch_size, device=device, show_progress_bar=False,
+                                precision=precision)
         return make, encode
 
     def make_baseline(name: str):
@@ -207,7 +209,7 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
         stats[minilm]["mean_positions"] = round(sum(lengths) / len(lengths), 2)
 
     result = {"benchmark": "encode", "data": source, "sentences": len(sentences), "runs": runs,
-              "batch_size": batch_size, "device": device, "threads": threads,
+              "batch_size": batch_size, "device": device, "threads": threads, "precision": precision,
               "torch_threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine(), **extra, "models": stats,
               "peak_rss_note": ("peak reset before each model's load + cold run" if peak_resettable else

