@@ -21,7 +21,7 @@ from pixelrep.config import ModelConfig
 from pixelrep.encoder import PixelEncoder
 from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, uses_bf16
 from pixelrep.train.data import PREFETCH, BatchPlan, load_pairs, make_loader
 from pixelrep.train.loop import ContrastiveModel, build_optimizer, compile_blocks, cpu_threads_beside_workers
 from pixelrep.train.losses import info_nce
@@ -74,9 +74,7 @@ def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int
     on_gpu = dev.type == "cuda"
     batch_size = batch_size or (512 if on_gpu else 64)
     workers = (8 if on_gpu else 1) if workers is None else workers
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision={precision!r}: use auto, bf16 or fp32")
-    use_bf16 = precision == "bf16" or (precision == "auto" and on_gpu)
+    use_bf16 = uses_bf16(precision, dev.type)
     threads = torch.get_num_threads()
     if not on_gpu:
         torch.set_num_threads(cpu_threads_beside_workers(workers))  # as training does

@@ -35,6 +35,13 @@ HEADS = ("mlp", "none")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+def uses_bf16(precision: str, device_type: str) -> bool:
+    """Whether `precision` (one of PRECISIONS) autocasts to bf16 on this device type: "auto" on GPU only."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and device_type == "cuda")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with warmup then decay. `batch_size` is global: pairs per optimizer step over all ranks."""

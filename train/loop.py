@@ -27,7 +27,7 @@ import torch.nn as nn
 from pixelrep import strict_json
 from pixelrep.encoder import PixelEncoder
 from pixelrep.train import checkpoint, distributed
-from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict, uses_bf16
 from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
 from pixelrep.train.losses import info_nce
 from pixelrep.train.runs import CONFIG_FILE, LOG_FILE
@@ -502,7 +502,7 @@ def _setup(stage: StageConfig, out: Path, resume: bool, device: str | None) -> _
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=align is not None)
-    use_bf16 = stage.precision == "bf16" or (stage.precision == "auto" and info.device.type == "cuda")
+    use_bf16 = uses_bf16(stage.precision, info.device.type)
     autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
     log = _Log(out, info.is_main, resume_step=step if latest is not None else None)
     return _Run(stage=stage, out=out, info=info, model=model, train_model=train_model, optimizer=optimizer,
