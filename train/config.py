@@ -19,7 +19,7 @@ from pixelrep.config import ModelConfig, dataclass_in
 from pixelrep.config import from_dict as dataclass_from_dict
 from pixelrep.files import atomic_write_bytes
 from pixelrep.render.config import RenderConfig
-from pixelrep.render.visual import IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS
+from pixelrep.render.visual import TEXT_PERTURBATIONS
 
 # The dataset columns each pair builder reads (canonical name -> default column in the data).
 # `multilingual` target None: the file's other column, so en-de, en-fr, ... files mix unchanged.
@@ -33,6 +33,9 @@ SCHEDULES = ("cosine", "linear", "constant")
 SENTENCE_LOSSES = ("cosine", "mse", "infonce")
 HEADS = ("mlp", "none")
 PRECISIONS = ("auto", "bf16", "fp32")
+# Image augmentations (DataConfig.augment) draw their level uniformly from these ranges: from no change to
+# about the middle of the eval suite's levels (pixelrep.eval.suites.VISUAL_IMAGE_LEVELS).
+AUGMENT_IMAGE_LEVELS = {"blur": (0.0, 1.0), "jpeg": (90, 20), "low-res": (1.0, 0.5), "rotate": (0.0, 6.0)}
 
 
 def uses_bf16(precision: str, device_type: str) -> bool:
@@ -82,7 +85,7 @@ class DataConfig:
     augment / augment_prob / augment_max_rate: with probability augment_prob the positive also gets one
       visual perturbation drawn from `augment` (pixelrep.render.visual kinds: text kinds such as "case",
       "leetspeak", "split-words" at a rate drawn up to augment_max_rate, image kinds such as "blur" at a level
-      drawn from pixelrep.train.data.AUGMENT_IMAGE_LEVELS), so the model learns to read through what the
+      drawn from AUGMENT_IMAGE_LEVELS), so the model learns to read through what the
       renderer cannot absorb; the target stays the clean text's.
     """
 
@@ -117,10 +120,10 @@ class DataConfig:
         if not 0 <= self.typo_rate <= 1 or not 0 <= self.shuffle_prob <= 1:
             raise ValueError("data.typo_rate and data.shuffle_prob must be in [0, 1]")
         augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
-        unknown = [k for k in augment if k not in TEXT_PERTURBATIONS and k not in IMAGE_PERTURBATIONS]
+        unknown = [k for k in augment if k not in TEXT_PERTURBATIONS and k not in AUGMENT_IMAGE_LEVELS]
         if unknown:
             raise ValueError(f"data.augment has unknown kinds {unknown}; known: "
-                             f"{', '.join([*TEXT_PERTURBATIONS, *IMAGE_PERTURBATIONS])}")
+                             f"{', '.join([*TEXT_PERTURBATIONS, *AUGMENT_IMAGE_LEVELS])}")
         if bool(augment) != bool(self.augment_prob) or not 0 <= self.augment_prob <= 1:
             raise ValueError(f"data.augment={augment} with augment_prob={self.augment_prob}: name kinds and a "
                              f"probability in (0, 1] together, or neither")

@@ -26,7 +26,7 @@ from pixelrep.batch import LengthBucketSampler, collate
 from pixelrep.render import Renderer, RenderConfig
 from pixelrep.render.perturb import add_typos, shuffle_words
 from pixelrep.render.visual import TEXT_PERTURBATIONS, perturb_rendered, perturb_text
-from pixelrep.train.config import PAIR_COLUMNS, DataConfig
+from pixelrep.train.config import AUGMENT_IMAGE_LEVELS, PAIR_COLUMNS, DataConfig
 
 # File suffix (after an optional .gz) -> datasets builder and its reader options.
 # TSV fields are taken verbatim: quotes inside text are characters, not CSV quoting.
@@ -288,11 +288,6 @@ class PlanSampler(Sampler):
                 for rows in micro_batches(batches[s], self.rank, self.world_size, self.grad_accum):
                     yield epoch, s, rows
             epoch, step = epoch + 1, 0
-
-
-# Image augmentations (DataConfig.augment): each draws its level uniformly from this range, from no change
-# to about the middle of the eval suite's levels (pixelrep.eval.suites.VISUAL_IMAGE_LEVELS).
-AUGMENT_IMAGE_LEVELS = {"blur": (0.0, 1.0), "jpeg": (90, 20), "low-res": (1.0, 0.5), "rotate": (0.0, 6.0)}
 
 
 class RenderedBatches(Dataset):
