@@ -3,7 +3,7 @@
     python scripts/study_reading.py run ARM [--steps N] [--seed S]   # one arm, one CPU thread
     python scripts/study_reading.py report                           # prints the table, writes docs/study.png
     python scripts/study_reading.py words [--teacher use-m3]         # what averaged teacher word vectors score
-    python scripts/study_reading.py dev MODEL [MODEL ...]            # whole STS-B dev: en by thirds, en-X
+    python scripts/study_reading.py dev MODEL [MODEL ...] [--visual] [--scripts]   # whole STS-B dev: en by thirds, en-X
 
 Every arm is the bundled default's recipe (train/configs/default.py) with a few `--set` overrides,
 trained by the real CLI (`pixelrep train default`) into runs/study/ARM-sS with one thread and
@@ -181,11 +181,30 @@ DEV_VISUAL_TEXT = ("homoglyphs", "case", "leetspeak", "split-words", "merge-word
 DEV_VISUAL_IMAGE = {"blur": 1.0, "low-res": 0.5, "rotate": 6}
 
 
-def score_dev(models: list[str], visual: bool = False) -> list[dict]:
+# Every script read (issue 20): STS-B dev in the dev languages written in other scripts or without spaces,
+# and, where ../shared/data has no STS data, translation retrieval on pairs the recipe never trains on.
+DEV_SCRIPT_LANGUAGES = ("ru", "zh", "ja")
+
+
+def translation_retrieval(encoder, english, other) -> float:
+    """Top-1 accuracy x100 of finding each sentence's translation among all the other side's sentences
+    (cosine), averaged over both directions."""
+    import numpy as np
+
+    a, b = encoder.encode(list(english)), encoder.encode(list(other))
+    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    sim, gold = a @ b.T, np.arange(len(a))
+    return 50.0 * (float((sim.argmax(axis=1) == gold).mean()) + float((sim.argmax(axis=0) == gold).mean()))
+
+
+def score_dev(models: list[str], visual: bool = False, scripts: bool = False) -> list[dict]:
     """Spearman x100 of saved models on all of STS-B dev: English (1,500 pairs, and by thirds: the rows
     come in genre blocks, captions first), en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X), and
     English with 10% character typos (as the test suite's robustness task, seed 0) and the drop to it;
-    with `visual`, English under the DEV_VISUAL kinds too (seed 0)."""
+    with `visual`, English under the DEV_VISUAL kinds at 30% (as the visual suite draws them, seed 0) and
+    the image kinds; with `scripts`, STS-B dev in DEV_SCRIPT_LANGUAGES and translation retrieval (x100)
+    on the recipe's held-out en-{ar,tr,ko} pairs (prepare() writes them)."""
     from pixelrep.eval.data import load_sts_file
     from pixelrep.eval.models import load_model
     from pixelrep.eval.sts import CachedEncoder, evaluate_sts
@@ -209,18 +228,25 @@ def score_dev(models: list[str], visual: bool = False) -> list[dict]:
         out["en typos 0.1"] = evaluate_sts(encoder, en_typos.sentence1, en_typos.sentence2, en.score)["spearman"]
         out["drop"] = out["en"] - out["en typos 0.1"]
         if visual:
-            import numpy as np
-
             from pixelrep.eval.sts import PerturbedPixelEncoder
-            from pixelrep.render import perturb_text
+            from pixelrep.eval.suites import perturb_pairs
+            from pixelrep.render import TEXT_PERTURBATIONS
 
             for kind in DEV_VISUAL_TEXT:
-                a = [perturb_text(t, kind, 0.3, rng=np.random.default_rng([0, i])) for i, t in enumerate(en.sentence1)]
-                b = [perturb_text(t, kind, 0.3, rng=np.random.default_rng([1, i])) for i, t in enumerate(en.sentence2)]
-                out[f"en {kind} 0.3"] = evaluate_sts(encoder, a, b, en.score)["spearman"]
+                p = perturb_pairs(en, TEXT_PERTURBATIONS[kind], 0.3, seed=0, label=kind)
+                out[f"en {kind} 0.3"] = evaluate_sts(encoder, p.sentence1, p.sentence2, en.score)["spearman"]
             for kind, level in DEV_VISUAL_IMAGE.items():
                 image = PerturbedPixelEncoder(encoder.model, kind, level, seed=0)
                 out[f"en {kind} {level:g}"] = evaluate_sts(image, en.sentence1, en.sentence2, en.score)["spearman"]
+        if scripts:
+            from pixelrep.train.configs.default import MORE_LANGUAGES, data_files
+
+            for lang in DEV_SCRIPT_LANGUAGES:
+                other = load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl"))
+                out[lang] = evaluate_sts(encoder, other.sentence1, other.sentence2, other.score)["spearman"]
+            for lang, path in zip(MORE_LANGUAGES, data_files()["held_out"]):
+                rows = [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
+                out[f"en-{lang} retrieval"] = translation_retrieval(encoder, [r[0] for r in rows], [r[1] for r in rows])
         results.append({k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()})
         print(json.dumps(results[-1]), flush=True)
     return results
@@ -240,13 +266,14 @@ def main() -> None:
     d = sub.add_parser("dev")
     d.add_argument("models", nargs="+", help="'default', 'bow' (word matching), saved model folders, or training runs' best/ and final/")
     d.add_argument("--visual", action="store_true", help="also English dev under visual perturbations (DEV_VISUAL_*)")
+    d.add_argument("--scripts", action="store_true", help="also STS-B dev in ru, zh, ja and retrieval on held-out en-{ar,tr,ko} pairs")
     args = parser.parse_args()
     if args.command == "run":
         run_arm(args.arm, args.steps, args.seed, args.eval_every)
     elif args.command == "words":
         word_average(args.teacher)
     elif args.command == "dev":
-        score_dev(args.models, visual=args.visual)
+        score_dev(args.models, visual=args.visual, scripts=args.scripts)
     else:
         report()
 

@@ -302,7 +302,8 @@ class Phase:
     the README, the model card and a schedule read one declaration instead of copied prose.
 
     name: the run folder under runs/; init: "<phase name>/best" or ".../final" (None: the stage's own
-    init_from); sources: the visual texts (None: the stage's); None fields keep the stage's value.
+    init_from); sources: the visual texts, pair_sources: the leapfrog blocks' sentence pairs (data file
+    names; None: the stage's); None fields keep the stage's value.
     sets: any other field changes, as --set options ("align.queue_size=4096").
     kept: the checkpoint the next phase (or the export) took, kept_step its step (None: max_steps).
     """
@@ -313,6 +314,7 @@ class Phase:
     warmup_steps: int | None = None
     init: str | None = None
     sources: tuple[str, ...] | None = None
+    pair_sources: tuple[str, ...] | None = None
     typo_rate: float | None = None
     sets: tuple[str, ...] = ()
     kept: str = "final"
@@ -328,11 +330,17 @@ class Phase:
         """Steps of this phase in the checkpoint the next one starts from."""
         return self.max_steps if self.kept_step is None else self.kept_step
 
-    def overrides(self, sources: dict[str, str] | None = None, runs: str = "runs") -> list[str]:
-        """The --set options that make the stage this phase (sources: data file by name)."""
+    def overrides(self, sources: dict[str, str | tuple[str, ...]] | None = None, runs: str = "runs") -> list[str]:
+        """The --set options that make the stage this phase (sources: data file, or files, by name)."""
+        def paths(names):
+            found = [(sources or {}).get(k, k) for k in names]
+            return ",".join(p for f in found for p in ((f,) if isinstance(f, str) else f))
+
         sets = [f"init_from={runs}/{self.init}"] if self.init else []
         if self.sources:
-            sets.append("data.sources=" + ",".join((sources or {}).get(k, k) for k in self.sources))
+            sets.append("data.sources=" + paths(self.sources))
+        if self.pair_sources:
+            sets.append("leapfrog_with.sources=" + paths(self.pair_sources))
         if self.typo_rate is not None:
             sets.append(f"data.typo_rate={self.typo_rate:g}")
         sets.append(f"optim.max_steps={self.max_steps}")

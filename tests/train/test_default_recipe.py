@@ -1,6 +1,7 @@
 """The default recipe's derived files (train/configs/default.py prepare) from a tiny fake data tree."""
 import gzip
 import json
+import os
 
 import pytest
 
@@ -65,6 +66,29 @@ def test_sentences_continue_the_corpus_where_english_stops_and_add_every_languag
     assert sum(1 for _ in open(paths["dev"], encoding="utf-8")) == 500 + 200 * len(recipe.DEV_CROSS_LANGUAGES)
 
 
+def test_later_languages_keep_held_out_pairs_apart_whatever_existed_before(data, tmp_path, monkeypatch):
+    rows = [f"Open the file number {i} now.\tافتح الملف رقم {i} الآن." for i in range(10)]
+    _gz(tmp_path / "data/parallel/en-ar.ui.tsv.gz", ["en\tar"] + rows)
+    monkeypatch.setattr(recipe, "HELD_OUT_PAIRS", 3)
+    fresh = recipe.prepare(tmp_path / "fresh")
+    ar = recipe.MORE_LANGUAGES.index("ar")
+
+    def pairs(path):
+        return open(path, encoding="utf-8").read().splitlines()
+
+    held, trained = pairs(fresh["held_out"][ar]), pairs(fresh["parallel_more"][ar])
+    assert held[0] == trained[0] == "en\tar" and len(held) == 1 + 3 and len(trained) == 1 + 7
+    assert sorted(held[1:] + trained[1:]) == sorted(rows)   # every pair once, none in both
+    # A data folder prepared before the new languages existed gets the same files for them.
+    again = tmp_path / "again"
+    recipe.prepare(again)
+    for name in ("held_out", "parallel_more"):
+        for path in recipe.data_files(again)[name]:
+            os.remove(path)
+    again_paths = recipe.prepare(again)
+    assert pairs(again_paths["held_out"][ar]) == held and pairs(again_paths["parallel_more"][ar]) == trained
+
+
 def test_prepare_writes_once(data, tmp_path):
     paths = recipe.prepare(tmp_path / "derived")
     before = {k: open(paths[k], "rb").read() for k in ("english", "lexicon", "sentences", "dev")}
@@ -75,7 +99,6 @@ def test_prepare_writes_once(data, tmp_path):
 
 def test_get_config_declares_and_writes_nothing(tmp_path, monkeypatch):
     """`pixelrep train default --print-config` (and bench, device-pack's reading) must not derive data."""
-    import os
     import subprocess
     import sys
 

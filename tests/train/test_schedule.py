@@ -40,3 +40,17 @@ def test_until_stops_after_the_named_phase_and_a_missing_input_is_named(tmp_path
     (root / "first" / "final").rename(root / "first" / "best")
     done = run_schedule(tiny_stage(data), phases, {}, root=root, start="second", train_kwargs=dict(show_progress=False))
     assert [r.output_dir.name for r in done] == ["second"] and (root / "second" / "final").is_dir()
+
+
+def test_a_phase_names_its_files_and_they_become_the_stage_it_trains(tmp_path):
+    """Data file names resolve through the recipe's files, a tuple of files to all of them, in order."""
+    from pixelrep.train.config import apply_overrides
+
+    words, pairs = write_pairs(tmp_path / "words.jsonl"), write_pairs(tmp_path / "pairs.jsonl")
+    more = write_pairs(tmp_path / "more.jsonl")
+    phase = Phase("next", init="first/best", max_steps=5, sources=("words",), pair_sources=("pairs", "more"))
+    sets = phase.overrides({"words": str(words), "pairs": (str(pairs),), "more": str(more)}, runs="R")
+    assert sets[:3] == ["init_from=R/first/best", f"data.sources={words}", f"leapfrog_with.sources={pairs},{more}"]
+    stage = tiny_stage(words)
+    stage = apply_overrides(stage, ["leapfrog_every=2", "leapfrog_with={\"sources\": [\"x\"], \"pairs\": \"multilingual\"}"] + sets[1:])
+    assert stage.data.sources == (str(words),) and stage.leapfrog_with.sources == (str(pairs), str(more))

@@ -50,6 +50,11 @@ from pixelrep.train.config import AlignConfig, DataConfig, OptimConfig, Phase, R
 
 LANGUAGES = ("de", "fr", "it", "es", "nl", "pt", "pl", "ru", "zh", "ja")
 PAIRS_PER_LANGUAGE = 12_000
+# Translation pairs added after the bundled lineage (phase default7): scripts and languages the first ten
+# left out. Their first HELD_OUT_PAIRS shuffled pairs are kept apart (en-xx.held-out.tsv), never trained
+# on, to measure reading there: no STS data in these languages is in ../shared/data.
+MORE_LANGUAGES = ("ar", "tr", "ko")
+HELD_OUT_PAIRS = 500
 CORPUS_SENTENCES = 40_000
 # The continuation's breadth (sentences.jsonl): English corpus sentences after the first
 # CORPUS_SENTENCES, and monolingual sentences of every corpus language, each pulled to its own
@@ -97,14 +102,21 @@ def _write_jsonl(path: Path, rows) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
 
+def _write_pairs(path: Path, lang: str, pairs: list[tuple[str, str]]) -> None:
+    atomic_write_bytes(path, "".join([f"en\t{lang}\n"] + [f"{a}\t{b}\n" for a, b in pairs]).encode())
+
+
 def data_files(out: Path = DERIVED) -> dict:
     """The recipe's files under `out` (what prepare() writes; nothing is read or written here):
     english.jsonl, lexicon.jsonl and sentences.jsonl ({"text"}), their English parts lexicon-en.jsonl and
-    sentences-en.jsonl, en-xx.tsv sentence pairs (a tuple), dev-mix.jsonl (STS pairs)."""
+    sentences-en.jsonl, en-xx.tsv sentence pairs (tuples: parallel, LANGUAGES; parallel_more, MORE_LANGUAGES;
+    held_out, MORE_LANGUAGES' held-out pairs), dev-mix.jsonl (STS pairs)."""
     paths = dict(english=out / "english.jsonl", lexicon=out / "lexicon.jsonl", sentences=out / "sentences.jsonl",
                  lexicon_en=out / "lexicon-en.jsonl", sentences_en=out / "sentences-en.jsonl",
                  dev=out / "dev-mix.jsonl",
-                 parallel=tuple(out / f"en-{lang}.tsv" for lang in LANGUAGES))
+                 parallel=tuple(out / f"en-{lang}.tsv" for lang in LANGUAGES),
+                 parallel_more=tuple(out / f"en-{lang}.tsv" for lang in MORE_LANGUAGES),
+                 held_out=tuple(out / f"en-{lang}.held-out.tsv" for lang in MORE_LANGUAGES))
     return {k: str(v) if isinstance(v, Path) else tuple(map(str, v)) for k, v in paths.items()}
 
 
@@ -113,10 +125,11 @@ def prepare(out: Path = DERIVED, seed: int = 0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     paths = {k: Path(v) if isinstance(v, str) else tuple(map(Path, v)) for k, v in data_files(out).items()}
-    for path in paths["parallel"]:
-        if path.exists():
-            continue
+    for path in paths["parallel"] + paths["parallel_more"]:
         lang = path.stem.split("-")[1]
+        held_out = path.with_name(f"en-{lang}.held-out.tsv") if lang in MORE_LANGUAGES else None
+        if path.exists() and (held_out is None or held_out.exists()):
+            continue
         pairs, seen = [], set()
         # Debian descriptions first, then LibreOffice help and UI strings (they fill nl, es, pt).
         files = [data_path(f"parallel/en-{lang}{kind}.tsv.gz") for kind in ("", ".help", ".ui")]
@@ -131,8 +144,13 @@ def prepare(out: Path = DERIVED, seed: int = 0) -> dict:
                 if 15 <= len(a) <= MAX_CHARS and 5 <= len(b) <= MAX_CHARS * 5 // 4 and a not in seen:
                     seen.add(a)
                     pairs.append((a, b))
-        rng.shuffle(pairs)
-        atomic_write_bytes(path, "".join([f"en\t{lang}\n"] + [f"{a}\t{b}\n" for a, b in pairs[:PAIRS_PER_LANGUAGE]]).encode())
+        # The first ten share one generator, as when their files were first written; a later language has
+        # its own, so that its pairs do not depend on which files existed before.
+        (rng if held_out is None else random.Random(f"{seed}-{lang}")).shuffle(pairs)
+        if held_out is not None:
+            _write_pairs(held_out, lang, pairs[:HELD_OUT_PAIRS])
+            pairs = pairs[HELD_OUT_PAIRS:]
+        _write_pairs(path, lang, pairs[:PAIRS_PER_LANGUAGE])
     if not paths["english"].exists():
         english: set[str] = set()
         for line in open(data_path("sts/stsb/en/train.jsonl"), encoding="utf-8"):
@@ -231,6 +249,12 @@ LINEAGE: tuple[Phase, ...] = (
 NEXT: tuple[Phase, ...] = (
     Phase("default6", init="default4/best", sources=("english", "lexicon_en", "sentences_en"), typo_rate=0.15,
           max_steps=6000, lr=2e-4, warmup_steps=100,
+          sets=("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
+                "precision=bf16")),
+    # Every script read (issue 20): the translation blocks add Arabic, Turkish and Korean (MORE_LANGUAGES),
+    # whose held-out pairs measure it; otherwise default6 continued at half its peak learning rate.
+    Phase("default7", init="default6/best", sources=("english", "lexicon_en", "sentences_en"),
+          pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=1200, lr=1e-4, warmup_steps=50,
           sets=("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
                 "precision=bf16")),
 )
