@@ -4,6 +4,7 @@
     python scripts/study_reading.py report                           # prints the table, writes docs/study.png
     python scripts/study_reading.py words [--teacher use-m3]         # what averaged teacher word vectors score
     python scripts/study_reading.py dev MODEL [MODEL ...] [--visual] [--scripts]   # whole STS-B dev: en by thirds, en-X
+    python scripts/study_reading.py lexicon MODEL [MODEL ...]        # lexicon learned per language (en, de, tr, ar)
 
 Every arm is the bundled default's recipe (train/configs/default.py) with a few `--set` overrides,
 trained by the real CLI (`pixelrep train default`) into runs/study/ARM-sS with one thread and
@@ -175,6 +176,51 @@ def word_average(teacher_name: str) -> dict:
     return out
 
 
+def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
+    """How well each model learned the lexicon it trained on, per language (issue 20: why Arabic reads
+    below word matching). Per language, its n most frequent corpus words (all in the recipe's lexicon),
+    each encoded alone: the median cosine to USE-m3's vector of the same word, and how often that vector
+    is the nearest of the n (x100). And per held-out language, the share of the word tokens of the held-out
+    pairs that the lexicon holds exactly: clitics written into the word (Arabic w-, al-, bi-, li-; Turkish
+    suffixes) make fewer tokens repeat."""
+    import numpy as np
+
+    from pixelrep.eval.models import load_model
+    from pixelrep.files import data_path
+    from pixelrep.teachers import load_teacher
+    from pixelrep.train.configs import default as recipe
+
+    files = recipe.data_files()
+    lexicon = [json.loads(line)["text"] for line in open(files["lexicon"], encoding="utf-8")]
+    words = {"en": lexicon[:n]}
+    for lang in ("de", "tr", "ar"):
+        words[lang] = recipe._frequent_words(recipe._lines(data_path(f"corpus/sentences-{lang}.txt.gz")), n)
+    known = set(lexicon)
+    coverage = {}
+    for lang, path in zip(recipe.MORE_LANGUAGES, files["held_out"]):
+        rows = [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
+        for side, key in ((0, "en"), (1, lang)):
+            tokens = [w for r in rows for w in r[side].split(" ") if w]
+            coverage[f"{key} lexicon coverage" if side else f"en (of en-{lang}) lexicon coverage"] = \
+                100.0 * sum(w in known for w in tokens) / len(tokens)
+    print(json.dumps({k: round(v, 1) for k, v in coverage.items()}), flush=True)
+    teacher = load_teacher("use-m3", threads=1)
+    results = []
+    for name in models:
+        model = load_model(name)[0]
+        out = {"model": name}
+        for lang, ws in words.items():
+            a, b = model.encode(ws), teacher.encode(ws)
+            a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+            b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+            sim = a @ b.T
+            out[f"{lang} cosine"] = float(np.median(np.diag(sim)))
+            out[f"{lang} top-1"] = 100.0 * float((sim.argmax(axis=1) == np.arange(len(ws))).mean())
+        results.append({k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()})
+        print(json.dumps(results[-1]), flush=True)
+    return results
+
+
 # `dev --visual`: the visual suite's middle setting of each kind the training augmentations aim at, on
 # STS-B en dev (character kinds at rate 0.3; image kinds at the suite's middle level).
 DEV_VISUAL_TEXT = ("homoglyphs", "case", "leetspeak", "split-words", "merge-words")
@@ -263,6 +309,8 @@ def main() -> None:
     sub.add_parser("report")
     w = sub.add_parser("words")
     w.add_argument("--teacher", default="use-m3")
+    lex = sub.add_parser("lexicon")
+    lex.add_argument("models", nargs="+", help="as for dev")
     d = sub.add_parser("dev")
     d.add_argument("models", nargs="+", help="'default', 'bow' (word matching), saved model folders, or training runs' best/ and final/")
     d.add_argument("--visual", action="store_true", help="also English dev under visual perturbations (DEV_VISUAL_*)")
@@ -272,6 +320,8 @@ def main() -> None:
         run_arm(args.arm, args.steps, args.seed, args.eval_every)
     elif args.command == "words":
         word_average(args.teacher)
+    elif args.command == "lexicon":
+        lexicon_by_language(args.models)
     elif args.command == "dev":
         score_dev(args.models, visual=args.visual, scripts=args.scripts)
     else:
