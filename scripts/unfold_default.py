@@ -1,12 +1,12 @@
-"""Rebuild the run folder the bundled default was exported from (runs/default4/best), so that the
-recipe's later phases can continue it without re-running the 4.75 CPU-hours before it.
+"""Rebuild the run folder the bundled default was exported from (the last LINEAGE phase's kept checkpoint,
+runs/default6/final), so that the recipe's later phases can continue it without re-running the lineage.
 
 `python -m pixelrep.train.configs.default --export` folds the trained sentence projector into the
 encoder's projection; this undoes it: the encoder without a projection, and that projection saved as the
 linear sentence projector (align_head.*), as the training run had them. The weights are the bundled
 float16 values, upcast (the run's float32 weights are not in git).
 
-    python scripts/unfold_default.py [--model default] [--out runs/default4/best]
+    python scripts/unfold_default.py [--model default] [--out runs/default6/final]
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from pixelrep import PixelEncoder
 from pixelrep.aligned import save_align_head
+from pixelrep.train.configs.default import LINEAGE
 
 
 def unfold(model: str, out: str) -> None:
@@ -38,6 +39,7 @@ def unfold(model: str, out: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--out", default="runs/default4/best")
+    kept = LINEAGE[-1]
+    parser.add_argument("--out", default=f"runs/{kept.name}/{kept.kept}")
     args = parser.parse_args()
     unfold(args.model, args.out)

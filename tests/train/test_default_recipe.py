@@ -117,10 +117,13 @@ def test_readme_and_model_card_read_the_lineage():
     blocks = readme.split("**Recipe**")[1].split("```bash")[1:]
     commands = next(b for b in blocks if "study_reading.py run default" in b).split("```")[0].replace("\\\n", " ")
     schedule = blocks[0].split("```")[0]
-    assert f"pixelrep train default --until {recipe.LINEAGE[-1].name}" in schedule   # the one command
+    kept = recipe.LINEAGE[-1]
+    assert f"pixelrep train default --until {kept.name}" in schedule   # the one command
+    assert f"--export runs/{kept.name}/{kept.kept}" in schedule
     assert recipe.SCHEDULE[: len(recipe.LINEAGE)] == recipe.LINEAGE
+    assert recipe.LINEAGE[: len(recipe.BY_HAND)] == recipe.BY_HAND
     files = {k: f"$D/{Path(v).name}" for k, v in recipe.data_files().items() if isinstance(v, str)}
-    first, *rest = recipe.LINEAGE
+    first, *rest = recipe.BY_HAND
     assert f"study_reading.py run default --steps {first.max_steps}" in commands
     for phase in rest:
         line = next(line for line in commands.splitlines() if f"--output-dir runs/{phase.name} " in line)
@@ -131,4 +134,3 @@ def test_readme_and_model_card_read_the_lineage():
     total = sum(p.max_steps for p in recipe.LINEAGE)
     assert f"step {weights_step:,}" in readme and f"{total:,} steps" in readme
     assert f"step {weights_step:,}" in facts["training_budget"] and f"{total:,} steps" in facts["training_budget"]
-    assert f"--export runs/{recipe.LINEAGE[-1].name}/{recipe.LINEAGE[-1].kept}" in commands
