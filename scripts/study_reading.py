@@ -176,6 +176,20 @@ def word_average(teacher_name: str) -> dict:
     return out
 
 
+def cosine_matrix(a, b):
+    """Cosine of every row of a with every row of b."""
+    import numpy as np
+
+    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    return a @ b.T
+
+
+def read_pairs(path) -> list[list[str]]:
+    """The (en, xx) rows of one of the recipe's en-xx.tsv files, header dropped."""
+    return [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
+
+
 def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
     """How well each model learned the lexicon it trained on, per language (issue 20: why Arabic reads
     below word matching). Per language, its n most frequent corpus words (all in the recipe's lexicon),
@@ -198,7 +212,7 @@ def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
     known = set(lexicon)
     coverage = {}
     for lang, path in zip(recipe.MORE_LANGUAGES, files["held_out"]):
-        rows = [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
+        rows = read_pairs(path)
         for side, key in ((0, "en"), (1, lang)):
             tokens = [w for r in rows for w in r[side].split(" ") if w]
             coverage[f"{key} lexicon coverage" if side else f"en (of en-{lang}) lexicon coverage"] = \
@@ -210,10 +224,7 @@ def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
         model = load_model(name)[0]
         out = {"model": name}
         for lang, ws in words.items():
-            a, b = model.encode(ws), teacher.encode(ws)
-            a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-            b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-            sim = a @ b.T
+            sim = cosine_matrix(model.encode(ws), teacher.encode(ws))
             out[f"{lang} cosine"] = float(np.median(np.diag(sim)))
             out[f"{lang} top-1"] = 100.0 * float((sim.argmax(axis=1) == np.arange(len(ws))).mean())
         results.append({k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()})
@@ -237,10 +248,8 @@ def translation_retrieval(encoder, english, other) -> float:
     (cosine), averaged over both directions."""
     import numpy as np
 
-    a, b = encoder.encode(list(english)), encoder.encode(list(other))
-    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-    sim, gold = a @ b.T, np.arange(len(a))
+    sim = cosine_matrix(encoder.encode(list(english)), encoder.encode(list(other)))
+    gold = np.arange(len(sim))
     return 50.0 * (float((sim.argmax(axis=1) == gold).mean()) + float((sim.argmax(axis=0) == gold).mean()))
 
 
@@ -291,7 +300,7 @@ def score_dev(models: list[str], visual: bool = False, scripts: bool = False) ->
                 other = load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl"))
                 out[lang] = evaluate_sts(encoder, other.sentence1, other.sentence2, other.score)["spearman"]
             for lang, path in zip(MORE_LANGUAGES, data_files()["held_out"]):
-                rows = [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
+                rows = read_pairs(path)
                 out[f"en-{lang} retrieval"] = translation_retrieval(encoder, [r[0] for r in rows], [r[1] for r in rows])
         results.append({k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()})
         print(json.dumps(results[-1]), flush=True)

@@ -125,9 +125,10 @@ def prepare(out: Path = DERIVED, seed: int = 0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     paths = {k: Path(v) if isinstance(v, str) else tuple(map(Path, v)) for k, v in data_files(out).items()}
+    held_outs = dict(zip(paths["parallel_more"], paths["held_out"]))
     for path in paths["parallel"] + paths["parallel_more"]:
         lang = path.stem.split("-")[1]
-        held_out = path.with_name(f"en-{lang}.held-out.tsv") if lang in MORE_LANGUAGES else None
+        held_out = held_outs.get(path)
         if path.exists() and (held_out is None or held_out.exists()):
             continue
         pairs, seen = [], set()
@@ -230,6 +231,9 @@ def get_config() -> StageConfig:
 # are in the README, "The bundled default model"), default6 by `pixelrep train default`. Sources name
 # data_files() keys. The weights shipped are the last phase's kept checkpoint.
 AUGMENT = ("case", "leetspeak", "split-words", "merge-words", "blur", "jpeg", "low-res", "rotate")
+# What the phases since default6 set beyond the stage (docs/study.md, section 7).
+QUEUE_AND_AUGMENT = ("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
+                     "precision=bf16")
 BY_HAND: tuple[Phase, ...] = (
     Phase("study/default-s0", max_steps=1000),                        # = pixelrep train default --one-stage
     Phase("default", init="study/default-s0/final", max_steps=2000, lr=3e-4, warmup_steps=50),
@@ -247,9 +251,7 @@ BY_HAND: tuple[Phase, ...] = (
 # en-X 48.0; best/ on the dev mix, step 1,500: 71.6 / 45.8).
 LINEAGE: tuple[Phase, ...] = BY_HAND + (
     Phase("default6", init="default4/best", sources=("english", "lexicon_en", "sentences_en"), typo_rate=0.15,
-          max_steps=6000, lr=2e-4, warmup_steps=100,
-          sets=("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
-                "precision=bf16")),
+          max_steps=6000, lr=2e-4, warmup_steps=100, sets=QUEUE_AND_AUGMENT),
 )
 # Trained after the bundled weights, not bundled (docs/study.md, section 8: it reads Arabic, Turkish and
 # Korean far better, for 1.2 points of English dev).
@@ -260,8 +262,7 @@ NEXT: tuple[Phase, ...] = (
     # 0.46: `study_reading.py lexicon`); otherwise default6 continued at half its peak learning rate.
     Phase("default7", init="default6/best", sources=("english", "lexicon", "sentences_en"),
           pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=1200, lr=1e-4, warmup_steps=50,
-          sets=("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
-                "precision=bf16")),
+          sets=QUEUE_AND_AUGMENT),
 )
 # What `pixelrep train default` runs (resumable; `--until default6` reproduces the bundled weights).
 SCHEDULE: tuple[Phase, ...] = LINEAGE + NEXT
