@@ -116,12 +116,12 @@ def _import_baseline_libraries(baselines) -> None:
 
 def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small"), runs: int = 3,
                  batch_size: int = 64, device: str = "cpu", baselines=("minilm",),
-                 threads: int | None = None, precision: str = "fp32") -> dict:
+                 threads: int | None = None, precision: str = "auto") -> dict:
     """Measure and return one JSON-ready dict (see module doc). baselines: names in BASELINES; threads:
     see limit_threads (None: each library's default); precision: the pixel models' encode(precision=...)
-    ("bf16" autocasts, also on CPUs with avx512_bf16)."""
+    ("auto", encode()'s default, is bf16 where the device computes it natively)."""
     from pixelrep.config import ModelConfig
-    from pixelrep.encoder import PixelEncoder
+    from pixelrep.encoder import PixelEncoder, native_bf16
     from pixelrep.render import RenderConfig
 
     if not sentences:
@@ -210,6 +210,7 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
 
     result = {"benchmark": "encode", "data": source, "sentences": len(sentences), "runs": runs,
               "batch_size": batch_size, "device": device, "threads": threads, "precision": precision,
+              "precision_used": ("bf16" if native_bf16(device) else "fp32") if precision == "auto" else precision,
               "torch_threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine(), **extra, "models": stats,
               "peak_rss_note": ("peak reset before each model's load + cold run" if peak_resettable else

@@ -58,8 +58,9 @@ def register(commands, bench_commands) -> None:
                        help="text models to measure beside: minilm, wordllama, e5, use-m3 (default: minilm; "
                             "wordllama and e5 need the baselines extra, use-m3 the train extra)")
     bench.add_argument("--no-baseline", action="store_true", help="no text baselines")
-    bench.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                       help="the pixel models' encode precision (bf16: autocast, also on CPUs with avx512_bf16)")
+    bench.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="the pixel models' encode precision (auto, encode()'s default: bf16 where the device "
+                            "computes it natively, else fp32)")
     bench.add_argument("--threads", type=positive_int, default=None,
                        help="at most N threads per model (torch, OpenMP, tokenizers); the issue's speeds use 1")
     bench.set_defaults(func=_run_bench)

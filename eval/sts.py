@@ -105,8 +105,8 @@ class PerturbedPixelEncoder:
 
     Built from the encoder's public pieces: its renderer draws each sentence, the perturbation
     (`pixelrep.render.perturb_rendered`) changes the text patches (the end patch stays as drawn, so
-    the model still sees where the text ends), `pixelrep.batch.collate` pads, and the encoder's
-    forward reads, on the device the encoder sits on. A sentence's random draws are seeded from
+    the model still sees where the text ends), and `PixelEncoder.embed_rendered` reads them as
+    encode() reads its own renderings, on the device the encoder sits on. A sentence's random draws are seeded from
     `seed` and the sentence itself, so its embedding does not depend on the batch it came in.
     """
 
@@ -121,27 +121,8 @@ class PerturbedPixelEncoder:
         return perturb_rendered(self.encoder.renderer.render(sentence), self.kind, self.level, rng=rng,
                                 eos_patch=self.encoder.render_config.eos_patch)
 
-    def encode(self, sentences: Sequence[str], batch_size: int = 64, **kwargs) -> np.ndarray:
-        """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; other
-        keywords (show_progress_bar, ...) are accepted and change nothing."""
-        import torch
-
-        from pixelrep.batch import collate
-
-        enc = self.encoder
+    def encode(self, sentences: Sequence[str], batch_size: int = 64, precision: str = "auto", **kwargs) -> np.ndarray:
+        """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; precision
+        as PixelEncoder.encode's; other keywords (show_progress_bar, ...) are accepted and change nothing."""
         rendered = [self.render(s) for s in sentences]
-        device = next(enc.parameters()).device
-        out = np.zeros((len(sentences), enc.embedding_dim), dtype=np.float32)
-        # Longest first, as PixelEncoder.encode does, so batches pad little.
-        order = sorted(range(len(rendered)), key=lambda i: -rendered[i].num_patches)
-        was_training = enc.training
-        enc.eval()
-        try:
-            with torch.no_grad():
-                for b in range(0, len(order), batch_size):
-                    idx = order[b:b + batch_size]
-                    pixels, mask = collate([rendered[i] for i in idx])
-                    out[idx] = enc(pixels.to(device), mask.to(device)).float().cpu().numpy()
-        finally:
-            enc.train(was_training)
-        return out
+        return self.encoder.embed_rendered(rendered, batch_size, precision).cpu().numpy()

@@ -17,7 +17,8 @@ def register(commands, bench_commands) -> None:
     enc.add_argument("--output", required=True, help="where to write the float32 array [lines, dim] (.npy)")
     enc.add_argument("--batch-size", type=positive_int, default=64)
     enc.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda > mps > cpu)")
-    enc.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 autocast (GPUs)")
+    enc.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                     help="auto: bf16 where the device computes it natively (CUDA, CPUs with avx512_bf16 or AMX), else fp32")
     enc.add_argument("--no-normalize", action="store_true", help="keep raw vectors instead of unit length")
     enc.set_defaults(func=_run_encode)
 

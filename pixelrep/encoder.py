@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import warnings
@@ -18,7 +19,7 @@ from pixelrep.config import ModelConfig
 from pixelrep.model import PixelViT
 from pixelrep.render import Renderer, RenderConfig
 
-PRECISIONS = ("fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
+PRECISIONS = ("auto", "fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
 # Keywords MTEB and sentence-transformers pass that do not change a pixelrep embedding: MTEB's task
 # description (task_name, prompt_type, task_metadata, hf_split, hf_subset), named prompts (pixelrep
 # models are trained without instructions, so they have none), sentence-transformers' multi-process
@@ -36,6 +37,30 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` computes bf16 natively, so that encode(precision="auto") runs in bf16 there:
+    a CUDA GPU that supports it, or a CPU with avx512_bf16 or AMX (elsewhere bf16 is emulated, slower)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    return False
 
 
 def check_texts(texts, name: str = "sentences", allow_str: bool = False) -> list[str]:
@@ -114,15 +139,18 @@ class PixelEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, sentences: str | Sequence[str], batch_size: int = 64, device: str | torch.device | None = None,
                normalize: bool = True, convert_to_tensor: bool = False, show_progress_bar: bool | None = None,
-               precision: str = "fp32", *, prompt: str | None = None, normalize_embeddings: bool | None = None,
+               precision: str = "auto", *, prompt: str | None = None, normalize_embeddings: bool | None = None,
                convert_to_numpy: bool = True, truncate_dim: int | None = None,
                output_value: str = "sentence_embedding", **ignored):
         """Embed sentences: np.ndarray float32 [n, d] (a str gives one vector [d]).
 
         Sentences are rendered and sorted by patch count so each batch pads little; the output keeps
         the input order. device=None picks cuda > mps > cpu and moves the model there (as
-        sentence-transformers does). precision="bf16" runs the ViT under bf16 autocast (for GPUs);
-        outputs are float32 either way. convert_to_tensor=True returns a tensor on that device.
+        sentence-transformers does). precision="bf16" runs the ViT under bf16 autocast, "fp32" in
+        float32, and "auto" (the default) in bf16 where the device computes it natively (a CUDA GPU
+        with bf16, a CPU with avx512_bf16 or AMX: ~1.5x faster there, STS scores within 0.05) and fp32
+        elsewhere; outputs are float32 either way. Padding invariance is exact in fp32 and within bf16
+        rounding (cosine > 0.9999) in bf16. convert_to_tensor=True returns a tensor on that device.
         show_progress_bar=None shows a bar for long inputs when stderr is a terminal. A text longer
         than max_seq_length patches is cut, with one warning per call saying how many were.
 
@@ -158,25 +186,14 @@ class PixelEncoder(nn.Module):
         if show_progress_bar is None:
             show_progress_bar = len(sentences) >= AUTO_PROGRESS_MIN and sys.stderr.isatty()
 
-        was_training = self.training
-        self.eval()
         self.to(device)
         out = torch.empty(len(sentences), self.embedding_dim, dtype=torch.float32, device=device)
         truncated = 0
-        try:
-            with tqdm(total=len(sentences), desc="encode", unit="sent", disable=not show_progress_bar) as bar:
-                for start in range(0, len(sentences), RENDER_CHUNK):
-                    rendered = self.renderer.render_batch(sentences[start:start + RENDER_CHUNK])
-                    truncated += sum(r.truncated for r in rendered)
-                    # Longest first, as sentence-transformers does: running out of memory shows on the first batch.
-                    order = sorted(range(len(rendered)), key=lambda i: -rendered[i].num_patches)
-                    for b in range(0, len(order), batch_size):
-                        idx = order[b:b + batch_size]
-                        emb = self._embed_batch(collate([rendered[i] for i in idx]), device, precision)
-                        out[torch.tensor(idx, device=device) + start] = emb
-                        bar.update(len(idx))
-        finally:
-            self.train(was_training)
+        with tqdm(total=len(sentences), desc="encode", unit="sent", disable=not show_progress_bar) as bar:
+            for start in range(0, len(sentences), RENDER_CHUNK):
+                rendered = self.renderer.render_batch(sentences[start:start + RENDER_CHUNK])
+                truncated += sum(r.truncated for r in rendered)
+                out[start:start + len(rendered)] = self.embed_rendered(rendered, batch_size, precision, bar)
         if truncated:
             # stacklevel 3: past this function and torch.no_grad's wrapper, to the caller's line.
             warnings.warn(self._truncation_message(truncated, len(sentences)), UserWarning, stacklevel=3)
@@ -203,10 +220,32 @@ class PixelEncoder(nn.Module):
         a, b = (F.normalize(torch.atleast_2d(x).float(), dim=-1) for x in (a, b.to(a.device)))
         return a @ b.T
 
-    def _embed_batch(self, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, precision: str):
-        pixels, mask = (t.to(device, non_blocking=True) for t in batch)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            return self.vit(pixels, mask).float()
+    @torch.no_grad()
+    def embed_rendered(self, rendered: Sequence, batch_size: int = 64, precision: str = "auto", bar=None) -> torch.Tensor:
+        """Embeddings float32 [n, d] (not normalised), in input order, of texts already rendered
+        (pixelrep.render.Rendered, e.g. perturbed images of them), on the device the model sits on;
+        precision as encode's. encode() is this after rendering; `bar` (tqdm) is advanced per batch."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}")
+        device = next(self.parameters()).device
+        if precision == "auto":
+            precision = "bf16" if native_bf16(device) else "fp32"
+        out = torch.empty(len(rendered), self.embedding_dim, dtype=torch.float32, device=device)
+        was_training = self.training
+        self.eval()
+        try:
+            # Longest first, as sentence-transformers does: running out of memory shows on the first batch.
+            order = sorted(range(len(rendered)), key=lambda i: -rendered[i].num_patches)
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                pixels, mask = (t.to(device, non_blocking=True) for t in collate([rendered[i] for i in idx]))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    out[torch.tensor(idx, device=device)] = self.vit(pixels, mask).float()
+                if bar is not None:
+                    bar.update(len(idx))
+        finally:
+            self.train(was_training)
+        return out
 
     # ------------------------------------------------------------------ save / load
 

@@ -14,8 +14,8 @@ def enc():
 
 def test_order_is_restored_after_length_sorting(enc):
     sentences = SENTENCES + [LONG] + SENTENCES[::-1]
-    together = enc.encode(sentences, batch_size=3)
-    one_by_one = np.stack([enc.encode([s])[0] for s in sentences])
+    together = enc.encode(sentences, batch_size=3, precision="fp32")
+    one_by_one = np.stack([enc.encode([s], precision="fp32")[0] for s in sentences])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5, rtol=0)
     assert together.shape == (len(sentences), 64) and together.dtype == np.float32
 
@@ -63,10 +63,23 @@ def test_encode_restores_training_mode_and_keeps_no_grad(enc):
 
 
 def test_bf16_autocast_stays_close(enc):
-    fp32 = enc.encode(SENTENCES)
+    fp32 = enc.encode(SENTENCES, precision="fp32")
     bf16 = enc.encode(SENTENCES, precision="bf16")
     assert bf16.dtype == np.float32
     assert (fp32 * bf16).sum(1).min() > 0.99   # cosine similarity of unit vectors
+
+
+def test_auto_precision_is_bf16_where_the_cpu_computes_it(enc, monkeypatch):
+    from pixelrep import encoder
+
+    native = encoder.native_bf16("cpu")
+    want = enc.encode(SENTENCES, precision="bf16" if native else "fp32")
+    np.testing.assert_array_equal(enc.encode(SENTENCES), want)            # the default is "auto"
+    for flags, expected in ((frozenset({"avx512f", "avx512_bf16"}), True), (frozenset({"amx_bf16"}), True),
+                            (frozenset({"avx2", "avx512f"}), False), (frozenset(), False)):
+        monkeypatch.setattr(encoder, "_cpu_flags", lambda: flags)
+        assert encoder.native_bf16("cpu") is expected
+    assert encoder.native_bf16("meta") is False                          # other devices: fp32
 
 
 def test_progress_bar(enc, capsys):

@@ -140,7 +140,8 @@ def test_half_precision_save_matches_float32(tmp_path, dtype, tolerance):
     assert {v.dtype for v in stored.values()} == {getattr(torch, dtype)}
     loaded = PixelEncoder.from_pretrained(tmp_path / dtype)
     assert all(p.dtype == torch.float32 for p in loaded.parameters())   # upcast on load
-    np.testing.assert_allclose(loaded.encode(SENTENCES), enc.encode(SENTENCES), atol=tolerance)
+    np.testing.assert_allclose(loaded.encode(SENTENCES, precision="fp32"), enc.encode(SENTENCES, precision="fp32"),
+                               atol=tolerance)
     with pytest.raises(ValueError, match="dtype='int8'.*float16"):
         enc.save_pretrained(tmp_path / "bad", dtype="int8")
 

@@ -54,14 +54,15 @@ def test_bad_kinds_and_rates_name_the_known_ones(sts_dir):
 
 def test_perturbed_pixel_encoder_is_encode_when_nothing_changes(tiny):
     sentences = ["A man plays a guitar.", "A much longer sentence about a woman slicing an onion.", ""]
-    expected = tiny.encode(sentences, normalize=False)
-    same = PerturbedPixelEncoder(tiny, kind="blur", level=0.0).encode(sentences, batch_size=2)
+    expected = tiny.encode(sentences, normalize=False, precision="fp32")
+    same = PerturbedPixelEncoder(tiny, kind="blur", level=0.0).encode(sentences, batch_size=2, precision="fp32")
     np.testing.assert_allclose(same, expected, atol=1e-5)
     blurred = PerturbedPixelEncoder(tiny, kind="blur", level=1.5).encode(sentences)
     assert not np.allclose(blurred[:2], expected[:2], atol=1e-3)
     # A sentence's draws depend on it and the seed alone, not on its batch or neighbours.
     rotate = PerturbedPixelEncoder(tiny, kind="rotate", level=10, seed=3)
-    np.testing.assert_allclose(rotate.encode(sentences[::-1], batch_size=1)[::-1], rotate.encode(sentences), atol=1e-5)
+    np.testing.assert_allclose(rotate.encode(sentences[::-1], batch_size=1, precision="fp32")[::-1],
+                               rotate.encode(sentences, precision="fp32"), atol=1e-5)
     # The end patch stays as drawn; only the text patches change.
     clean, low = tiny.renderer.render(sentences[0]), PerturbedPixelEncoder(tiny, kind="low-res", level=0.5).render(sentences[0])
     np.testing.assert_array_equal(low.pixels[:, -16:], clean.pixels[:, -16:])
