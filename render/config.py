@@ -49,6 +49,9 @@ class Rendered:
 
     pixels: uint8 [patch_size, num_patches * patch_size], white (255) background, black ink.
     num_patches: text patches plus the end patch; always 1..max_patches.
+    words: with word-aligned layout (RenderConfig.word_align), each word (or chunk of an unspaced
+    run) as drawn, with its first patch and the patch after its last: (piece, start, end), in reading
+    order; () for continuous layout.
     """
 
     pixels: np.ndarray
@@ -56,3 +59,4 @@ class Rendered:
     truncated: bool = False
     missing_glyphs: int = 0
     missing_chars: tuple[str, ...] = field(default_factory=tuple)
+    words: tuple[tuple[str, int, int], ...] = field(default_factory=tuple)

@@ -376,7 +376,7 @@ class Renderer:
     # ---- line composition -----------------------------------------------------------------------
 
     def _finish(self, boxes: list[bytes], end: int, spills: list[tuple], missing: list[str],
-                truncated: bool) -> Rendered:
+                truncated: bool, words: list[tuple[str, int, int]] | None = None) -> Rendered:
         """Join the boxes (columns 0..end), merge the spills, cut at the canvas, add the end patch."""
         c = self.config
         ps = c.patch_size
@@ -401,7 +401,7 @@ class Renderer:
         else:
             pixels[:, width:] = 255  # the one blank patch of an empty text
         return Rendered(pixels=pixels, num_patches=n, truncated=truncated, missing_glyphs=len(missing),
-                        missing_chars=tuple(dict.fromkeys(missing)) if missing else ())
+                        missing_chars=tuple(dict.fromkeys(missing)) if missing else (), words=tuple(words or ()))
 
     def _render_words(self, text: str, truncated: bool) -> Rendered:
         """Word-aligned line: each word (or chunk of an unspaced run) in whole cells, in reading order.
@@ -411,18 +411,21 @@ class Renderer:
         """
         boxes: list[bytes] = []
         missing: list[str] = []
-        x, limit = 0, self._canvas
+        words: list[tuple[str, int, int]] = []
+        x, limit, ps = 0, self._canvas, self.config.patch_size
         for w in text.split(" "):
             if not w:
                 continue
             for piece in self._chunks(w) if len(w) > self._chunk_chars else (w,):
                 if x >= limit:   # the canvas is full and text remains
-                    return self._finish(boxes, x, [], missing, True)
+                    return self._finish(boxes, x, [], missing, True, words)
                 e = self._cells.get(piece) or self._word_cells(piece)
                 boxes.append(e[0])
+                if x + e[1] <= limit:   # a piece cut by the canvas has no whole cells to name
+                    words.append((piece, x // ps, (x + e[1]) // ps))
                 x += e[1]
                 missing.extend(e[2])
-        return self._finish(boxes, x, [], missing, truncated)
+        return self._finish(boxes, x, [], missing, truncated, words)
 
     def _chunks(self, w: str) -> list[str]:
         """A space-free word as cell-sized units: whole, or cut into chunks of _chunk_chars clusters

@@ -12,6 +12,10 @@ Three terms, each weighted by AlignConfig and added to the stage loss by the tra
   embedding of the English side, so the translation learns the English meaning.
 - cross: rows that share a target text (the two sides of a parallel pair) are pulled to each other in
   the aligned space (InfoNCE with the other rows as negatives).
+- word (dense and grounded): with word-aligned rendering each word's cells are known (Rendered.words),
+  which is the patch-token grounding CG-VLM had to approximate; the mean of the token features over a
+  word's cells is projected and pulled to the first teacher's vector of that word alone (InfoNCE among
+  the batch's distinct words), so each sentence gives a dozen targets for the same student compute.
 
 Two halves, so that the model step sees vectors only: `TeacherTargets` turns a batch's texts into
 target vectors (the teachers run, or their disk cache or precomputed vectors are read) as the batch
@@ -45,6 +49,12 @@ def _unique(texts: list[str]) -> tuple[list[str], torch.Tensor]:
     first: dict[str, int] = {}
     index = [first.setdefault(t, len(first)) for t in texts]
     return list(first), torch.tensor(index)
+
+
+def _span_mean(x: torch.Tensor, rows: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Mean of x [B, T, D] over positions start..end-1 of row `rows`, per span ([M] each -> [M, D])."""
+    sums = F.pad(x, (0, 0, 1, 0)).cumsum(1)   # sums[:, t] = x[:, :t].sum(1)
+    return (sums[rows, end] - sums[rows, start]) / (end - start).clamp_min(1).unsqueeze(-1).to(x.dtype)
 
 
 def text_keys(texts: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -185,9 +195,11 @@ class TeacherTargets:
                     teacher_dims=tuple(t.dim for t in self.teachers))
 
     def __call__(self, texts: Sequence[str], targets_texts: Sequence[str] | None = None,
-                 device: torch.device | str = "cpu") -> dict:
+                 device: torch.device | str = "cpu", words: dict | None = None) -> dict:
         """Targets of rows showing `texts`; targets_texts: the text whose teacher vector is each row's
-        target (default `texts`); for parallel data both sides, [en; x] with targets [en; en]."""
+        target (default `texts`); for parallel data both sides, [en; x] with targets [en; en]. words: the
+        batch's word spans (train.data.word_spans), needed with a word term: adds "word" ([M, dim] unit
+        vectors of the words alone), "word_keys" and the spans "word_rows" / "word_start" / "word_end"."""
         texts = check_texts(texts, "texts")
         targets = texts if targets_texts is None else check_texts(targets_texts, "targets_texts")
         if len(targets) != len(texts):
@@ -207,6 +219,19 @@ class TeacherTargets:
             distinct, labels = _unique(targets)
             labels = labels.to(device)
             out["sentence"] = tuple(t.sentence_embeddings(distinct).to(device)[labels] for t in self.teachers)
+        if cfg.word_weight:
+            if words is None:
+                raise ValueError("align.word_weight is set but the batch has no word spans: build the loader "
+                                 "with word_max=align.word_max")
+            out["word_keys"] = text_keys(words["texts"], device)
+            dim = self.teachers[0].dim
+            if words["texts"]:
+                distinct, labels = _unique(words["texts"])
+                out["word"] = self.teachers[0].sentence_embeddings(distinct).to(device)[labels.to(device)]
+            else:
+                out["word"] = torch.zeros(0, dim, device=device)
+            for part in ("rows", "start", "end"):
+                out[f"word_{part}"] = words[part].to(device)
         return out
 
 
@@ -214,7 +239,7 @@ def _head_owners(teachers: Sequence[str]) -> dict[str, tuple[str, str]]:
     """Projector name -> (term, teacher key): the first teacher's projectors are "token" and "sentence",
     the others' "sentence_<key>"."""
     keys = [teacher_key(t) for t in teachers]
-    return {"token": ("token", keys[0]), "sentence": ("sentence", keys[0]),
+    return {"token": ("token", keys[0]), "sentence": ("sentence", keys[0]), "word": ("word", keys[0]),
             **{f"sentence_{k}": ("sentence", k) for k in keys[1:]}}
 
 
@@ -242,6 +267,7 @@ class AlignmentHeads(nn.Module):
         self.token_proj = build_projector(config.projector, width, token_dim) if config.token_weight else None
         needs_sentence = config.sentence_weight or config.cross_weight
         self.sentence_proj = build_projector(config.projector, pooled_dim, teacher_dims[0]) if needs_sentence else None
+        self.word_proj = build_projector(config.projector, width, teacher_dims[0]) if config.word_weight else None
         if config.queue_size:
             # A FIFO of the first teacher's target vectors and their text keys, newest first: in checkpoints
             # (exact resume), not in the exported head. `queue_filled` counts the valid rows.
@@ -254,15 +280,16 @@ class AlignmentHeads(nn.Module):
             for name, dim in zip(config.teachers[1:], teacher_dims[1:])} if config.sentence_weight else {})
 
     def losses(self, patch_features: torch.Tensor, patch_mask: torch.Tensor, pooled: torch.Tensor,
-               targets: dict) -> dict[str, torch.Tensor]:
-        """Weighted loss terms {"align_token", "align_sentence", "align_cross"} (those whose weight is not 0;
+               targets: dict, patches_per_token: int = 1) -> dict[str, torch.Tensor]:
+        """Weighted loss terms {"align_token", "align_sentence", "align_cross", "align_word"} (those whose weight is not 0;
         cross is 0 when no rows share a target); with several teachers "align_sentence_<teacher_key>" for
         each instead of "align_sentence". Sum them into the stage loss. Under torchrun every rank
         must call this each step (the contrastive terms gather all ranks' rows as negatives).
 
         patch_features [B, T, W] from PixelViT.forward_features (a leading CLS position is skipped),
         patch_mask bool [B, T] from PixelViT.token_mask (the patch mask itself with one patch per token),
-        pooled [B, pooled_dim] from PixelViT.pool, targets: TeacherTargets of the rows' texts.
+        pooled [B, pooled_dim] from PixelViT.pool, targets: TeacherTargets of the rows' texts;
+        patches_per_token: the model's (word cells are counted in patches, features in tokens).
         """
         b = patch_features.shape[0]
         rows = targets["target_keys"].shape[0]
@@ -275,12 +302,22 @@ class AlignmentHeads(nn.Module):
             raise ValueError(f"patch_features has {patch_features.shape[1]} positions but patch_mask "
                              f"{patch_mask.shape[1]}; pass forward_features' output and PixelViT.token_mask(patch_mask)")
         with torch.autocast(patch_features.device.type, enabled=False):   # logits scaled by 1/temperature need fp32
-            return self._losses(patch_features.float(), patch_mask, pooled.float(), targets)
+            return self._losses(patch_features.float(), patch_mask, pooled.float(), targets, patches_per_token)
 
-    def _losses(self, patch_features, patch_mask, pooled, targets) -> dict[str, torch.Tensor]:
+    def _losses(self, patch_features, patch_mask, pooled, targets, patches_per_token) -> dict[str, torch.Tensor]:
         cfg = self.config
         ranks = Ranks(patch_features.shape[0], patch_features.device)
         out: dict[str, torch.Tensor] = {}
+
+        if self.word_proj is not None:
+            # Each word's tokens: its cells, counted in patches, as the token positions that hold them.
+            start = targets["word_start"] // patches_per_token
+            end = -(-targets["word_end"] // patches_per_token)
+            z = F.normalize(self.word_proj(_span_mean(patch_features, targets["word_rows"], start, end)), dim=-1)
+            word_ranks = Ranks(z.shape[0], z.device)   # every rank calls it: their word counts differ
+            out["align_word"] = (cfg.word_weight * clip_loss(z, targets["word"], targets["word_keys"], cfg.temperature,
+                                                             word_ranks)
+                                 if word_ranks.total else patch_features.sum() * 0.0)
 
         if self.token_proj is not None:
             # CG-VLM: project each patch, then average the real patches into one vector per text.
@@ -342,7 +379,7 @@ class AlignmentHeads(nn.Module):
         return AlignedPixelEncoder(encoder, self.sentence_proj, teacher=self.config.teachers[0])
 
     def _projectors(self) -> dict[str, nn.Module]:
-        named = [("token", self.token_proj), ("sentence", self.sentence_proj),
+        named = [("token", self.token_proj), ("sentence", self.sentence_proj), ("word", self.word_proj),
                  *((f"sentence_{key}", m) for key, m in self.extra_sentence_proj.items())]
         return {name: m for name, m in named if m is not None}
 

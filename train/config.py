@@ -176,6 +176,11 @@ class AlignConfig:
     regression_weight: float = 0.0   # 1 - cos(projected, teacher): the whole direction, not only the rank in a batch
     structure_weight: float = 0.0    # KL of the teacher's in-batch similarity distribution to the student's
     queue_size: int = 0              # teacher vectors of recent batches as extra negatives (sentence_loss="infonce")
+    # Dense word term: with word-aligned rendering each word's cells are known, so the student's token
+    # features over a word are pulled (InfoNCE among the batch's words) to the first teacher's vector of
+    # that word alone: a dozen targets per sentence for the same student compute. 0 = off.
+    word_weight: float = 0.0
+    word_max: int = 16               # words per row that the word term scores (a seeded choice of longer rows')
     temperature: float = 0.05        # for the InfoNCE terms
     cache_dir: str | None = None     # teacher sentence embeddings cached here (None = no disk cache)
     max_length: int = 0              # LM truncation in tokens; 0 = the LM's own (256 for MiniLM)
@@ -202,12 +207,17 @@ class AlignConfig:
         if self.sentence_loss not in SENTENCE_LOSSES:
             raise ValueError(f"AlignConfig.sentence_loss={self.sentence_loss!r}: use one of {SENTENCE_LOSSES}")
         for name in ("token_weight", "sentence_weight", "cross_weight", "regression_weight", "structure_weight",
-                     "queue_size"):
+                     "queue_size", "word_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AlignConfig.{name}={getattr(self, name)} must be >= 0")
-        if self.token_weight == self.sentence_weight == self.cross_weight == 0:
-            raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight or cross_weight "
-                             "(or leave alignment out of the stage config)")
+        if self.token_weight == self.sentence_weight == self.cross_weight == self.word_weight == 0:
+            raise ValueError("AlignConfig: every weight is 0; set token_weight, sentence_weight, cross_weight or "
+                             "word_weight (or leave alignment out of the stage config)")
+        if self.word_max < 1:
+            raise ValueError(f"AlignConfig.word_max={self.word_max} must be >= 1 (words per row of the word term)")
+        if self.word_weight and self.teacher_vectors:
+            raise ValueError(f"AlignConfig.word_weight={self.word_weight} needs the teacher's vectors of single words, "
+                             f"which teacher_vectors={self.teacher_vectors!r} does not hold: set word_weight=0 there")
         if self.queue_size and self.sentence_loss != "infonce":
             raise ValueError(f"AlignConfig.queue_size={self.queue_size} adds negatives to the InfoNCE sentence loss: "
                              f"set sentence_loss='infonce' (it is {self.sentence_loss!r}) or queue_size=0")

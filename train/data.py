@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pixelrep.batch import LengthBucketSampler, collate
 from pixelrep.render import Renderer, RenderConfig
+from pixelrep.render.renderer import clean_text
 from pixelrep.render.perturb import add_typos, shuffle_words
 from pixelrep.render.visual import TEXT_PERTURBATIONS, perturb_rendered, perturb_text
 from pixelrep.train.config import AUGMENT_IMAGE_LEVELS, PAIR_COLUMNS, DataConfig
@@ -295,14 +296,18 @@ class RenderedBatches(Dataset):
 
     The batch holds pixels uint8 [N, ps, P*ps] and mask bool [N, P] with N = anchors, then positives,
     then the hard negatives of the rows that have one (`negative_rows` says which); `texts` (what was
-    rendered) and `targets` (each text's alignment target) when `keep_texts`. Perturbations are seeded
+    rendered) and `targets` (each text's alignment target) when `keep_texts`; with `word_max` also `words`
+    (word_spans: up to word_max words per row, their cells and clean texts). Perturbations are seeded
     by (seed, epoch, row), so a batch is the same whichever worker renders it, and after a resume.
     """
 
     def __init__(self, pairs: Pairs, data: DataConfig, render_config: RenderConfig, seed: int,
-                 pad_multiple: int = 1, keep_texts: bool = False):
+                 pad_multiple: int = 1, keep_texts: bool = False, word_max: int = 0):
+        if word_max and not render_config.word_align:
+            raise ValueError("the word term (align.word_weight) needs word-aligned rendering to know each word's "
+                             "cells: set render.word_align (e.g. 3), or align.word_weight=0")
         self.pairs, self.data, self.render_config = pairs, data, render_config
-        self.seed, self.pad_multiple, self.keep_texts = seed, pad_multiple, keep_texts
+        self.seed, self.pad_multiple, self.keep_texts, self.word_max = seed, pad_multiple, keep_texts, word_max
         self._renderer = None  # built in each worker on first use
 
     def __len__(self) -> int:
@@ -352,7 +357,40 @@ class RenderedBatches(Dataset):
         if self.keep_texts:
             batch["texts"] = texts
             batch["targets"] = p.target_texts(rows)
+        if self.word_max:
+            clean = anchors + [p.positives[i] for i in rows] + negatives
+            seeds = [(0, int(i)) for i in rows] + [(1, int(i)) for i in rows] + [(2, int(rows[k])) for k in negative_rows]
+            batch["words"] = word_spans(rendered, texts, clean, self.word_max,
+                                        [np.random.default_rng([self.seed, epoch, *s]) for s in seeds])
         return batch
+
+
+def word_spans(rendered: list, texts: list[str], clean: list[str], word_max: int, rngs: list) -> dict:
+    """The word term's rows: for each rendered text, up to word_max of its words (a choice by that row's
+    rng when it has more), as {"rows", "start", "end"} (int64 [M]; cells in patches, end exclusive) and
+    "texts" (M words). A word's target is the word of the clean text it was drawn from: the rendered
+    word itself, or the clean word at its place when a perturbation kept the word count (typos, case,
+    leetspeak); rows whose perturbation moved word boundaries (split or merged words) give none."""
+    rows, start, end, words = [], [], [], []
+    for k, (r, text, source, rng) in enumerate(zip(rendered, texts, clean, rngs)):
+        pieces = r.words
+        if text == source:
+            targets = [w for w, _, _ in pieces]
+        else:
+            source_words = [w for w in clean_text(source).split(" ") if w]
+            if r.truncated or len(source_words) != len(pieces):
+                continue
+            targets = source_words
+        chosen = range(len(pieces))
+        if len(pieces) > word_max:
+            chosen = sorted(rng.choice(len(pieces), size=word_max, replace=False).tolist())
+        for j in chosen:
+            rows.append(k)
+            start.append(pieces[j][1])
+            end.append(pieces[j][2])
+            words.append(targets[j])
+    as_long = lambda xs: torch.tensor(xs, dtype=torch.long)
+    return dict(rows=as_long(rows), start=as_long(start), end=as_long(end), texts=words)
 
 
 def _as_is(batch):
@@ -361,9 +399,11 @@ def _as_is(batch):
 
 def make_loader(pairs: Pairs, data: DataConfig, render_config: RenderConfig, plan: BatchPlan, *, seed: int,
                 rank: int = 0, world_size: int = 1, grad_accum: int = 1, start_epoch: int = 0, start_step: int = 0,
-                workers: int = 2, pad_multiple: int = 1, keep_texts: bool = False, pin_memory: bool = False) -> DataLoader:
+                workers: int = 2, pad_multiple: int = 1, keep_texts: bool = False, word_max: int = 0,
+                pin_memory: bool = False) -> DataLoader:
     """An endless loader of this rank's micro-batches from (start_epoch, start_step) on."""
-    dataset = RenderedBatches(pairs, data, render_config, seed=seed, pad_multiple=pad_multiple, keep_texts=keep_texts)
+    dataset = RenderedBatches(pairs, data, render_config, seed=seed, pad_multiple=pad_multiple, keep_texts=keep_texts,
+                              word_max=word_max)
     sampler = PlanSampler(plan, rank, world_size, grad_accum, start_epoch, start_step)
     # A private generator: creating loaders must not draw from the global torch RNG (exact resume).
     return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers, collate_fn=_as_is,

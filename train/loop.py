@@ -76,7 +76,8 @@ class ContrastiveModel(nn.Module):
             losses["contrastive"] = self.contrastive_weight * info_nce(z[:n], z[n:2 * n], negative, negative_mask,
                                                                         self.temperature)
         if self.align is not None:
-            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, align_targets))
+            losses.update(self.align.losses(features, vit.token_mask(mask), pooled, align_targets,
+                                            patches_per_token=self.encoder.model_config.patches_per_token))
         return losses
 
 
@@ -523,7 +524,8 @@ def _batches(run: _Run, source: str, stop: "_StopOnCtrlC"):
                 run.pairs[source], run.sources[source], stage.render, run.plans[source], seed=stage.seed,
                 rank=info.rank, world_size=info.world_size, grad_accum=stage.optim.grad_accum, start_epoch=epoch,
                 start_step=in_epoch, workers=stage.run.workers, pad_multiple=stage.pad_multiple,
-                keep_texts=run.targets is not None, pin_memory=info.device.type == "cuda"))
+                keep_texts=run.targets is not None, word_max=stage.align.word_max if stage.align and stage.align.word_weight else 0,
+                pin_memory=info.device.type == "cuda"))
     return run.loaders[source]
 
 
@@ -542,7 +544,8 @@ def _step(run: _Run, source: str, window: "_Window", stop: "_StopOnCtrlC") -> tu
                                f"expected {run.positions[source]}")
         negative_rows = batch["negative_rows"]
         # The teachers' vectors join the batch here, outside the model step, which sees tensors only.
-        align_targets = None if run.targets is None else run.targets(batch["texts"], batch["targets"], info.device)
+        align_targets = None if run.targets is None else run.targets(batch["texts"], batch["targets"], info.device,
+                                                                      words=batch.get("words"))
         # Gradients are averaged over ranks only on the last micro-step.
         sync = k == accum - 1 or info.world_size == 1
         with nullcontext() if sync else run.train_model.no_sync():

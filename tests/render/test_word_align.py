@@ -94,3 +94,24 @@ def test_word_align_must_fit_the_canvas():
         RenderConfig(max_patches=8, word_align=8)
     with pytest.raises(ValueError, match="word_align"):
         RenderConfig(word_align=-1)
+
+
+def test_rendered_words_name_each_words_cells(renderer):
+    text = "A  man is playing the guitar"
+    r = renderer.render(text)
+    assert [w for w, _, _ in r.words] == ["A", "man", "is", "playing", "the", "guitar"]
+    area = text_area(r)
+    for word, start, end in r.words:
+        assert start % K == 0 and end % K == 0 and end > start
+        alone = text_area(renderer.render(word))
+        assert np.array_equal(area[:, start * 16:end * 16], alone), word
+    assert r.words[-1][2] * 16 == area.shape[1]          # the last word ends where the text does
+    assert Renderer(RenderConfig(max_patches=128)).render(text).words == ()   # continuous layout: no cells
+
+
+def test_a_word_cut_by_the_canvas_is_not_named():
+    small = Renderer(RenderConfig(max_patches=8, word_align=3))
+    r = small.render("playing guitar tonight")
+    assert r.truncated
+    assert all(end <= r.num_patches - 1 for _, _, end in r.words)   # within the text patches
+    assert [w for w, _, _ in r.words] == ["playing", "guitar"]      # "tonight" would end past the canvas

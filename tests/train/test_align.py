@@ -409,3 +409,61 @@ def test_regression_structure_and_queue_terms_train_and_the_queue_fills(lm, stri
 def test_a_queue_needs_the_infonce_sentence_loss():
     with pytest.raises(ValueError, match="queue_size=8 adds negatives.*sentence_loss='infonce'"):
         AlignConfig(teacher="use-m3", sentence_loss="cosine", queue_size=8)
+
+
+def test_span_mean_averages_each_words_positions():
+    from pixelrep.train.align import _span_mean
+
+    x = torch.randn(2, 6, 3)
+    rows, start, end = torch.tensor([0, 1, 1]), torch.tensor([0, 2, 5]), torch.tensor([2, 5, 6])
+    want = torch.stack([x[0, 0:2].mean(0), x[1, 2:5].mean(0), x[1, 5:6].mean(0)])
+    torch.testing.assert_close(_span_mean(x, rows, start, end), want)
+
+
+def _word_batch(texts, render):
+    from pixelrep.train.data import word_spans
+
+    rendered = Renderer(render).render_batch(texts)
+    words = word_spans(rendered, texts, texts, word_max=8, rngs=[np.random.default_rng(i) for i in range(len(texts))])
+    return collate(rendered), words
+
+
+def test_the_word_term_pulls_each_words_cells_to_the_teachers_word_vector():
+    torch.manual_seed(0)
+    render = RenderConfig(max_patches=64, word_align=2)
+    enc = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64, patches_per_token=2), render)
+    cfg = AlignConfig(teacher="unused", token_weight=0.0, cross_weight=0.0, word_weight=1.0)
+    heads, targets = heads_and_targets(cfg, enc.model_config.width, WordVectorLM())
+    (pixels, mask), words = _word_batch(SENTENCES[:6], render)
+    t = targets(SENTENCES[:6], words=words)
+    assert t["word"].shape == (len(words["texts"]), WordVectorLM.dim) and len(words["texts"]) > 20
+    torch.testing.assert_close(t["word"][0], WordVectorLM().sentence_embeddings([words["texts"][0]])[0])
+
+    def word_loss():
+        feats = enc.vit.forward_features(pixels, mask)
+        return heads.losses(feats, enc.vit.token_mask(mask), enc.vit.pool(feats, mask), t, patches_per_token=2)
+
+    assert set(word_loss()) == {"align_sentence", "align_word"}
+    opt = torch.optim.Adam([*enc.parameters(), *heads.parameters()], lr=3e-3)
+    first = float(word_loss()["align_word"].detach())
+    for _ in range(30):
+        opt.zero_grad()
+        word_loss()["align_word"].backward()
+        opt.step()
+    assert float(word_loss()["align_word"].detach()) < 0.5 * first
+    assert "word" in heads._projectors()                         # saved with the heads, carried to the next stage
+    # No words in a batch: a zero term that still reaches the graph (every rank calls the same terms).
+    empty = {**t, "word": t["word"][:0], "word_keys": t["word_keys"][:0],
+             **{f"word_{k}": t[f"word_{k}"][:0] for k in ("rows", "start", "end")}}
+    feats = enc.vit.forward_features(pixels, mask)
+    zero = heads.losses(feats, enc.vit.token_mask(mask), enc.vit.pool(feats, mask), empty, patches_per_token=2)
+    assert float(zero["align_word"]) == 0.0 and zero["align_word"].requires_grad
+    with pytest.raises(ValueError, match="no word spans"):
+        targets(SENTENCES[:6])
+
+
+def test_word_term_config_errors_name_the_fix():
+    with pytest.raises(ValueError, match="word_max=0"):
+        AlignConfig(teacher="use-m3", word_weight=1.0, word_max=0)
+    with pytest.raises(ValueError, match="word_weight=1.0 needs the teacher's vectors of single words"):
+        AlignConfig(teacher="use-m3", word_weight=1.0, teacher_vectors="runs/vectors")

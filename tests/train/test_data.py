@@ -218,3 +218,32 @@ def test_augment_config_names_unknown_kinds_and_needs_a_probability():
         DataConfig(sources="x", pairs="visual", typo_rate=0.1, augment=("wobble",), augment_prob=0.5)
     with pytest.raises(ValueError, match="name kinds and a probability"):
         DataConfig(sources="x", pairs="visual", typo_rate=0.1, augment=("case",))
+
+
+def test_word_spans_target_the_clean_words_and_skip_moved_boundaries():
+    pairs = Pairs(["the quick brown fox jumps", "a dog"], ["the quick brown fox jumps", "a dog"], same_meaning=True)
+    data = DataConfig(sources="x", pairs="visual", typo_rate=0.5)
+    render = RenderConfig(max_patches=64, word_align=2)
+    batch = RenderedBatches(pairs, data, render, seed=0, keep_texts=True, word_max=3)[(0, 0, np.array([0, 1]))]
+    words, texts = batch["words"], batch["texts"]
+    rows = words["rows"].tolist()
+    assert rows.count(0) == 3 and rows.count(1) == 2            # word_max=3 words of the long row, all of the short
+    # The views have typos; one that kept its word count targets the clean words at their places, one
+    # whose typos moved a space gives no word rows.
+    assert texts[2:] != pairs.positives
+    for view, clean in zip((2, 3), pairs.positives):
+        kept = len(texts[view].split()) == len(clean.split())
+        targets = [w for r, w in zip(rows, words["texts"]) if r == view]
+        assert (set(targets) <= set(clean.split()) and len(targets) == min(3, len(clean.split()))) if kept else not targets
+    assert 3 in rows and 2 not in rows                          # this seed has one of each
+    for r, a, b in zip(rows, words["start"].tolist(), words["end"].tolist()):
+        assert batch["mask"][r, a:b].all() and (b - a) % 2 == 0  # whole cells of real patches
+    again = RenderedBatches(pairs, data, render, seed=0, keep_texts=True, word_max=3)[(0, 0, np.array([0, 1]))]
+    assert again["words"]["texts"] == words["texts"]            # the choice is seeded
+    # A view whose words were split has no word rows; continuous rendering has no cells to name.
+    split = RenderedBatches(pairs, DataConfig(sources="x", pairs="visual", typo_rate=0.01, augment=("split-words",), augment_prob=1.0,
+                                              augment_max_rate=1.0), render, seed=0, keep_texts=True, word_max=8)
+    views = split[(0, 0, np.array([0]))]
+    assert views["texts"][1] != pairs.positives[0] and views["words"]["rows"].tolist() == [0] * 5
+    with pytest.raises(ValueError, match="render.word_align"):
+        RenderedBatches(pairs, data, RenderConfig(max_patches=64), seed=0, word_max=3)

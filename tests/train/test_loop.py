@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from pixelrep import PixelEncoder
 from pixelrep.config import ModelConfig
+from pixelrep.render import RenderConfig
 from pixelrep.train.config import DataConfig, OptimConfig, apply_overrides, load_stage
 from pixelrep.train.loop import lr_at, source_at, train
 from tests.train.helpers import tiny_lm, tiny_stage, write_pairs
@@ -129,6 +130,27 @@ def test_alignment_heads_train_with_the_stage(tmp_path):
     train(follow, tmp_path / "b", show_progress=False)
     before, after = (load_file(str(tmp_path / d / "final" / "align_head.safetensors")) for d in ("a", "b"))
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_word_term_trains_with_the_stage_and_resumes_exactly(tmp_path):
+    from safetensors.torch import load_file as load
+    from pixelrep.train.config import AlignConfig
+
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    align = AlignConfig(teacher=tiny_lm(tmp_path / "lm"), token_weight=0.0, word_weight=1.0, word_max=4,
+                        cache_dir=str(tmp_path / "cache"))
+    stage = tiny_stage(data, align=align, model=ModelConfig.from_preset("tiny", max_patches=32),
+                       render=RenderConfig(max_patches=32, word_align=2), contrastive_weight=0.0,
+                       optim=OptimConfig(lr=2e-3, max_steps=4, batch_size=8), checkpoint_every=2)
+    train(stage, tmp_path / "a", show_progress=False)
+    last = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[-2])
+    assert last["loss_align_word"] > 0 and "loss_align_sentence" in last
+    assert any(k.startswith("word.") for k in load(str(tmp_path / "a" / "final" / "align_head.safetensors")))
+    # Stopped after step 2 and resumed: the word rows are part of the seeded batch, so the weights match.
+    train(stage, tmp_path / "b", stop_after=2, show_progress=False)
+    train(stage, tmp_path / "b", show_progress=False, resume=True)
+    a, b = (load(str(tmp_path / d / "final" / "model.safetensors")) for d in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_learning_rate_schedules():
