@@ -113,11 +113,11 @@ class AlignedPixelEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, sentences: Sequence[str], batch_size: int = 64, device=None, normalize: bool = True,
-               convert_to_tensor: bool = False, show_progress_bar: bool | None = None):
+               convert_to_tensor: bool = False, show_progress_bar: bool | None = None, precision: str = "auto"):
         """Like PixelEncoder.encode, in the teacher's sentence space: np.ndarray [N, teacher dim]."""
         self.eval()
         emb = self.encoder.encode(sentences, batch_size=batch_size, device=device, normalize=False,
-                                  convert_to_tensor=True, show_progress_bar=show_progress_bar)
+                                  convert_to_tensor=True, show_progress_bar=show_progress_bar, precision=precision)
         self.projector.to(emb.device)
         out = self.projector(emb.float())
         out = F.normalize(out, dim=-1) if normalize else out

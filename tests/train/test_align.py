@@ -209,17 +209,17 @@ def test_save_and_load_the_aligned_space(lm, strips, tmp_path):
 
     aligned = AlignedPixelEncoder.from_pretrained(tmp_path, encoder=enc)
     assert aligned.teacher == "my-lm"
-    got = aligned.encode(SENTENCES[:3])
+    got = aligned.encode(SENTENCES[:3], precision="fp32")
     pixels, mask = collate([strips[t] for t in SENTENCES[:3]])
     with torch.no_grad():
         want = F.normalize(heads.sentence_proj(enc.vit(pixels, mask)), dim=-1).numpy()
     assert got.shape == (3, lm.dim)
     np.testing.assert_allclose(got, want, atol=1e-5)
-    np.testing.assert_allclose(heads.aligned_encoder(enc).encode(SENTENCES[:3]), want, atol=1e-5)
+    np.testing.assert_allclose(heads.aligned_encoder(enc).encode(SENTENCES[:3], precision="fp32"), want, atol=1e-5)
     # A run's best/ holds both: `pixelrep eval sts --model RUN/best` scores it as exported, in the aligned space.
     from pixelrep.eval.models import load_model
     enc.save_pretrained(tmp_path)
-    np.testing.assert_allclose(load_model(str(tmp_path))[0].encode(SENTENCES[:3]), want, atol=1e-5)
+    np.testing.assert_allclose(load_model(str(tmp_path))[0].encode(SENTENCES[:3], precision="fp32"), want, atol=1e-5)
 
     torch.manual_seed(1)
     other, _ = heads_and_targets(AlignConfig(teacher="my-lm"), 64, lm)
@@ -360,7 +360,7 @@ def test_folding_the_projector_gives_the_same_aligned_vectors(with_projection):
     texts = ["a cat sat on the mat", "Ein Mann spielt Gitarre.", "x"]
     folded = aligned.to_pixel_encoder()
     assert folded.model_config.projection_dim == 24
-    np.testing.assert_allclose(folded.encode(texts), aligned.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(folded.encode(texts, precision="fp32"), aligned.encode(texts, precision="fp32"), atol=1e-5)
     with pytest.raises(ValueError, match="linear projector"):
         AlignedPixelEncoder(encoder, torch.nn.Sequential(torch.nn.Linear(config.embedding_dim, 24))).to_pixel_encoder()
 
