@@ -1,12 +1,12 @@
 """Rebuild the run folder the bundled default was exported from (the last LINEAGE phase's kept checkpoint,
-runs/default6/final), so that the recipe's later phases can continue it without re-running the lineage.
+runs/default8/best), so that the recipe's later phases can continue it without re-running the lineage.
 
 `python -m pixelrep.train.configs.default --export` folds the trained sentence projector into the
 encoder's projection; this undoes it: the encoder without a projection, and that projection saved as the
 linear sentence projector (align_head.*), as the training run had them. The weights are the bundled
 float16 values, upcast (the run's float32 weights are not in git).
 
-    python scripts/unfold_default.py [--model default] [--out runs/default6/final]
+    python scripts/unfold_default.py [--model default] [--out runs/default8/best]
 """
 from __future__ import annotations
 
