@@ -121,7 +121,7 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
     see limit_threads (None: each library's default); precision: the pixel models' encode(precision=...)
     ("auto", encode()'s default, is bf16 where the device computes it natively)."""
     from pixelrep.config import ModelConfig
-    from pixelrep.encoder import PixelEncoder, native_bf16
+    from pixelrep.encoder import PixelEncoder, resolve_precision
     from pixelrep.render import RenderConfig
 
     if not sentences:
@@ -210,7 +210,7 @@ def bench_encode(sentences: list[str], source: str = "", presets=("tiny", "small
 
     result = {"benchmark": "encode", "data": source, "sentences": len(sentences), "runs": runs,
               "batch_size": batch_size, "device": device, "threads": threads, "precision": precision,
-              "precision_used": ("bf16" if native_bf16(device) else "fp32") if precision == "auto" else precision,
+              "precision_used": resolve_precision(precision, device),
               "torch_threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine(), **extra, "models": stats,
               "peak_rss_note": ("peak reset before each model's load + cold run" if peak_resettable else

@@ -63,6 +63,16 @@ def native_bf16(device: torch.device | str) -> bool:
     return False
 
 
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """encode()'s precision as run on `device`: "bf16" or "fp32" ("auto": bf16 where native_bf16)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}; to quantise the returned vectors "
+                         f"(int8, binary) use sentence_transformers.quantization.quantize_embeddings")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return "bf16" if precision == "bf16" else "fp32"
+
+
 def check_texts(texts, name: str = "sentences", allow_str: bool = False) -> list[str]:
     """A list of str (a lone str too, as [str], with allow_str), or a TypeError naming the first bad item."""
     if allow_str and isinstance(texts, str):
@@ -167,9 +177,6 @@ class PixelEncoder(nn.Module):
         if output_value != "sentence_embedding":
             raise ValueError(f"output_value={output_value!r}: PixelEncoder.encode returns sentence embeddings only "
                              f"(output_value='sentence_embedding'); patch features come from encoder.vit.forward_features")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}; to quantise the returned vectors "
-                             f"(int8, binary) use sentence_transformers.quantization.quantize_embeddings")
         if truncate_dim is not None and (not isinstance(truncate_dim, int) or not 1 <= truncate_dim <= self.embedding_dim):
             raise ValueError(f"truncate_dim={truncate_dim!r}: use None or an int in 1..{self.embedding_dim}")
         if prompt is not None and not isinstance(prompt, str):
@@ -183,6 +190,7 @@ class PixelEncoder(nn.Module):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: use a positive int")
         device = torch.device(device) if device is not None else default_device()
+        precision = resolve_precision(precision, device)   # a bad value fails before any rendering
         if show_progress_bar is None:
             show_progress_bar = len(sentences) >= AUTO_PROGRESS_MIN and sys.stderr.isatty()
 
@@ -225,11 +233,8 @@ class PixelEncoder(nn.Module):
         """Embeddings float32 [n, d] (not normalised), in input order, of texts already rendered
         (pixelrep.render.Rendered, e.g. perturbed images of them), on the device the model sits on;
         precision as encode's. encode() is this after rendering; `bar` (tqdm) is advanced per batch."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}")
         device = next(self.parameters()).device
-        if precision == "auto":
-            precision = "bf16" if native_bf16(device) else "fp32"
+        precision = resolve_precision(precision, device)
         out = torch.empty(len(rendered), self.embedding_dim, dtype=torch.float32, device=device)
         was_training = self.training
         self.eval()

@@ -361,18 +361,18 @@ class RenderedBatches(Dataset):
             clean = anchors + [p.positives[i] for i in rows] + negatives
             seeds = [(0, int(i)) for i in rows] + [(1, int(i)) for i in rows] + [(2, int(rows[k])) for k in negative_rows]
             batch["words"] = word_spans(rendered, texts, clean, self.word_max,
-                                        [np.random.default_rng([self.seed, epoch, *s]) for s in seeds])
+                                        [(self.seed, epoch, *s) for s in seeds])
         return batch
 
 
-def word_spans(rendered: list, texts: list[str], clean: list[str], word_max: int, rngs: list) -> dict:
-    """The word term's rows: for each rendered text, up to word_max of its words (a choice by that row's
-    rng when it has more), as {"rows", "start", "end"} (int64 [M]; cells in patches, end exclusive) and
+def word_spans(rendered: list, texts: list[str], clean: list[str], word_max: int, seeds: list) -> dict:
+    """The word term's rows: for each rendered text, up to word_max of its words (a choice seeded by that
+    row's seed, a numpy SeedSequence entropy, when it has more), as {"rows", "start", "end"} (int64 [M]; cells in patches, end exclusive) and
     "texts" (M words). A word's target is the word of the clean text it was drawn from: the rendered
     word itself, or the clean word at its place when a perturbation kept the word count (typos, case,
     leetspeak); rows whose perturbation moved word boundaries (split or merged words) give none."""
     rows, start, end, words = [], [], [], []
-    for k, (r, text, source, rng) in enumerate(zip(rendered, texts, clean, rngs)):
+    for k, (r, text, source, seed) in enumerate(zip(rendered, texts, clean, seeds)):
         pieces = r.words
         if text == source:
             targets = [w for w, _, _ in pieces]
@@ -383,6 +383,7 @@ def word_spans(rendered: list, texts: list[str], clean: list[str], word_max: int
             targets = source_words
         chosen = range(len(pieces))
         if len(pieces) > word_max:
+            rng = np.random.default_rng(seed)
             chosen = sorted(rng.choice(len(pieces), size=word_max, replace=False).tolist())
         for j in chosen:
             rows.append(k)

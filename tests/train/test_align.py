@@ -424,7 +424,7 @@ def _word_batch(texts, render):
     from pixelrep.train.data import word_spans
 
     rendered = Renderer(render).render_batch(texts)
-    words = word_spans(rendered, texts, texts, word_max=8, rngs=[np.random.default_rng(i) for i in range(len(texts))])
+    words = word_spans(rendered, texts, texts, word_max=8, seeds=list(range(len(texts))))
     return collate(rendered), words
 
 
