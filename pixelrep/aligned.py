@@ -131,13 +131,17 @@ class AlignedPixelEncoder(nn.Module):
         if not isinstance(self.projector, nn.Linear):
             raise ValueError(f"only a linear projector folds into the encoder, not {type(self.projector).__name__}; "
                              f"use AlignedPixelEncoder as it is")
-        old = self.encoder.vit.projection
+        vit = self.encoder.vit
         weight, bias = self.projector.weight.detach(), self.projector.bias.detach()
-        if old is not None:   # W2 (W1 x + b1) + b2
-            weight, bias = weight @ old.weight.detach(), weight @ old.bias.detach() + bias
-        config = dataclasses.replace(self.encoder.model_config, projection_dim=weight.shape[0])
+        if vit.cfg.common_directions:   # W2 (I - D^T D)(y - mean) + b2: linear too, folded into W2 first
+            d = vit.common_directions.detach()
+            weight = weight - (weight @ d.T) @ d
+            bias = bias - weight @ vit.common_mean.detach()
+        if vit.projection is not None:   # W2 (W1 x + b1) + b2
+            weight, bias = weight @ vit.projection.weight.detach(), weight @ vit.projection.bias.detach() + bias
+        config = dataclasses.replace(self.encoder.model_config, projection_dim=weight.shape[0], common_directions=0)
         folded = PixelEncoder(config, self.encoder.render_config)
-        state = {k: v for k, v in self.encoder.state_dict().items() if not k.startswith("vit.projection.")}
+        state = {k: v for k, v in self.encoder.state_dict().items() if not k.startswith(("vit.projection.", "vit.common_"))}
         folded.load_state_dict({**state, "vit.projection.weight": weight.clone(), "vit.projection.bias": bias.clone()})
         folded.metadata = {"teacher": self.teacher}
         return folded

@@ -32,6 +32,9 @@ class ModelConfig:
     pooling: str = "mean"          # "mean" over real tokens, "weighted" (learned weight per token), or "cls"
     cls_token: bool = False        # prepend a learned CLS token (PIXEL checkpoints have one)
     projection_dim: int = 0        # 0 = no projection after pooling
+    # The output less a reference corpus's mean vector and its top principal directions (All-but-the-top,
+    # Mu & Viswanath 2018): set by PixelEncoder.remove_common_directions, 0 = none.
+    common_directions: int = 0
     dropout: float = 0.0
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
@@ -47,6 +50,9 @@ class ModelConfig:
             raise ValueError("ModelConfig.depth and width must be positive")
         if self.patches_per_token < 1:
             raise ValueError(f"ModelConfig.patches_per_token={self.patches_per_token} must be >= 1")
+        if not 0 <= self.common_directions < self.embedding_dim:
+            raise ValueError(f"ModelConfig.common_directions={self.common_directions}: use 0 (none) up to "
+                             f"embedding_dim - 1 = {self.embedding_dim - 1}")
 
     def tokens_for(self, num_patches: int) -> int:
         """Positions the transformer reads for a strip of num_patches (grouped patches_per_token at a time)."""

@@ -229,6 +229,34 @@ class PixelEncoder(nn.Module):
         return a @ b.T
 
     @torch.no_grad()
+    def remove_common_directions(self, texts: Sequence[str], count: int = 5, batch_size: int = 64,
+                                 show_progress_bar: bool | None = None) -> "PixelEncoder":
+        """A copy of this encoder whose vectors lose what the vectors of `texts` share: their mean, and
+        their `count` top principal directions (All-but-the-top, Mu & Viswanath 2018). Cosine similarity
+        then weighs what tells sentences apart rather than what every sentence has (length, layout).
+        Fitted in float32 on the texts' unnormalised vectors; saved with the weights (ModelConfig.
+        common_directions), so encode(), the sentence-transformers module and every copy apply it."""
+        if self.model_config.common_directions:
+            raise ValueError(f"this encoder removes {self.model_config.common_directions} common directions already; "
+                             f"fit on the encoder without them")
+        texts = check_texts(texts, "texts")
+        if not 1 <= count < min(len(texts), self.embedding_dim):
+            raise ValueError(f"count={count}: remove 1 up to {min(len(texts), self.embedding_dim) - 1} directions "
+                             f"(fewer than the {len(texts)} texts and the {self.embedding_dim} dimensions)")
+        vectors = self.encode(texts, batch_size=batch_size, normalize=False, precision="fp32",
+                              show_progress_bar=show_progress_bar).astype(np.float64)
+        mean = vectors.mean(axis=0)
+        directions = np.linalg.svd(vectors - mean, full_matrices=False)[2][:count]   # orthonormal rows
+        device = next(self.parameters()).device
+        fitted = type(self)(dataclasses.replace(self.model_config, common_directions=count), self.render_config)
+        fitted.load_state_dict({**self.state_dict(),
+                                "vit.common_mean": torch.tensor(mean, dtype=torch.float32),
+                                "vit.common_directions": torch.tensor(directions, dtype=torch.float32)})
+        fitted.metadata = {**self.metadata, "common_directions": f"the mean and {count} top principal directions of "
+                                                                 f"{len(texts):,} texts' vectors removed"}
+        return fitted.to(device)
+
+    @torch.no_grad()
     def embed_rendered(self, rendered: Sequence, batch_size: int = 64, precision: str = "auto", bar=None) -> torch.Tensor:
         """Embeddings float32 [n, d] (not normalised), in input order, of texts already rendered
         (pixelrep.render.Rendered, e.g. perturbed images of them), on the device the model sits on;

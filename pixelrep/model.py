@@ -41,6 +41,13 @@ def token_mask(patch_mask: torch.Tensor, patches_per_token: int) -> torch.Tensor
     return mask.view(mask.shape[0], -1, patches_per_token).any(-1)
 
 
+def remove_directions(x: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """x [B, d] less `mean` [d], then less its components along the orthonormal rows of `directions` [k, d]."""
+    x = x - mean.to(x.dtype)
+    d = directions.to(x.dtype)
+    return x - (x @ d.T) @ d
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -90,6 +97,11 @@ class PixelViT(nn.Module):
         # "weighted" pooling scores each token; a sentence is the softmax-weighted mean of its tokens,
         # so the model can learn what SIF weighting does by hand (frequent words count less).
         self.pool_score = nn.Linear(cfg.width, 1) if cfg.pooling == "weighted" else None
+        # Not trained: fitted after training on a corpus's vectors (PixelEncoder.remove_common_directions),
+        # zeros (no change) until then. Buffers, so they are saved with the weights.
+        if cfg.common_directions:
+            self.register_buffer("common_mean", torch.zeros(cfg.embedding_dim))
+            self.register_buffer("common_directions", torch.zeros(cfg.common_directions, cfg.embedding_dim))
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -153,7 +165,10 @@ class PixelViT(nn.Module):
                 weights = weights.nan_to_num(0.0).to(features.dtype)   # an all-padding row has no weights
             # where() rather than a product: padded rows may hold anything, even NaN.
             pooled = (torch.where(m, features, 0.0) * weights).sum(1)
-        return self.projection(pooled) if self.projection is not None else pooled
+        out = self.projection(pooled) if self.projection is not None else pooled
+        if self.cfg.common_directions:
+            out = remove_directions(out, self.common_mean, self.common_directions)
+        return out
 
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings [B, embedding_dim] (not normalised)."""

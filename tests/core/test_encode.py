@@ -92,3 +92,38 @@ def test_progress_bar(enc, capsys):
 def test_default_device_is_cpu_without_accelerators():
     # tests/conftest.py hides CUDA; MPS only exists on Apple machines.
     assert default_device().type in ("cpu", "mps")
+
+
+def test_removing_common_directions_centres_the_fitted_texts_and_survives_saving(tmp_path):
+    """remove_common_directions: the fitted texts' vectors lose their mean and top principal directions
+    (so their centred spread along those is gone), the original is untouched, and save/load keeps it."""
+    from pixelrep import PixelEncoder
+
+    enc = tiny_encoder(projection_dim=16)
+    texts = [f"{w} number {i} is here" for i, w in enumerate(("cat", "dog", "bird", "a fish", "horse") * 8)]
+    before = enc.encode(texts, normalize=False, precision="fp32")
+    fitted = enc.remove_common_directions(texts, count=3)
+    assert fitted.model_config.common_directions == 3 and enc.model_config.common_directions == 0
+    after = fitted.encode(texts, normalize=False, precision="fp32")
+    np.testing.assert_allclose(after.mean(0), 0.0, atol=1e-4)
+    directions = fitted.vit.common_directions.numpy()
+    np.testing.assert_allclose(after @ directions.T, 0.0, atol=1e-4)
+    # What is left is the centred vectors less their largest components: variance drops, the rest stays.
+    centred = before - before.mean(0)
+    np.testing.assert_allclose(after, centred - centred @ directions.T @ directions, atol=1e-4)
+    assert (after ** 2).sum() < 0.9 * (centred ** 2).sum()
+    np.testing.assert_array_equal(enc.encode(texts, normalize=False, precision="fp32"), before)
+    fitted.save_pretrained(tmp_path / "m")
+    loaded = PixelEncoder.from_pretrained(tmp_path / "m")
+    np.testing.assert_allclose(loaded.encode(texts, precision="fp32"), fitted.encode(texts, precision="fp32"), atol=1e-6)
+
+
+def test_removing_common_directions_checks_its_arguments():
+    enc = tiny_encoder()
+    with pytest.raises(ValueError, match="count=0"):
+        enc.remove_common_directions(["a b", "c d", "e f"], count=0)
+    with pytest.raises(ValueError, match="fewer than the 3 texts"):
+        enc.remove_common_directions(["a b", "c d", "e f"], count=3)
+    fitted = enc.remove_common_directions(["a b", "c d", "e f"], count=1)
+    with pytest.raises(ValueError, match="already"):
+        fitted.remove_common_directions(["a b", "c d", "e f"], count=1)
