@@ -74,7 +74,8 @@ class Ranks:
 
     Ranks may hold different numbers of rows (hard negatives vary), so rows are padded for the gather and
     the padding dropped. `mean` divides a per-row sum by the global row count times the world size: DDP
-    averages gradients over ranks, so the update equals one process computing the global mean.
+    averages gradients over ranks, so the update equals one process computing the global mean. A tensor
+    without gradient (teacher targets, keys) is gathered once per Ranks, however many losses ask for it.
     """
 
     def __init__(self, n: int, device: torch.device):
@@ -86,15 +87,21 @@ class Ranks:
             self.sizes = [int(x) for x in sizes]
         self.offset = sum(self.sizes[: self.rank])
         self.total = sum(self.sizes)
+        self._gathered: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}   # id -> (tensor, gathered)
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """[n, ...] here -> [total, ...] from every rank, with gradient to this rank's rows."""
         if self.world == 1:
             return x
+        if not x.requires_grad and id(x) in self._gathered:   # the tensor is kept, so its id is not reused
+            return self._gathered[id(x)][1]
         most = max(self.sizes)
         padded = torch.cat([x, x.new_zeros(most - x.shape[0], *x.shape[1:])])
         parts = distributed.all_gather_with_grad(padded).split(most)
-        return torch.cat([part[:size] for part, size in zip(parts, self.sizes)])
+        gathered = torch.cat([part[:size] for part, size in zip(parts, self.sizes)])
+        if not x.requires_grad:
+            self._gathered[id(x)] = (x, gathered)
+        return gathered
 
     def mean(self, per_row: torch.Tensor) -> torch.Tensor:
         return per_row.sum() * self.world / self.total

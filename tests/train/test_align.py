@@ -479,3 +479,24 @@ def test_word_term_config_errors_name_the_fix():
         AlignConfig(teacher="use-m3", word_weight=1.0, word_max=0)
     with pytest.raises(ValueError, match="word_weight=1.0 needs the teacher's vectors of single words"):
         AlignConfig(teacher="use-m3", word_weight=1.0, teacher_vectors="runs/vectors")
+
+
+def test_ranks_gather_a_tensor_without_gradient_once(monkeypatch):
+    """Under DDP the losses and the queue all ask for the step's targets and keys: one collective each."""
+    from pixelrep.train import align, distributed
+
+    calls = []
+
+    def fake_gather(x):
+        calls.append(x.shape)
+        return torch.cat([x, x + 1])
+
+    monkeypatch.setattr(distributed, "all_gather_with_grad", fake_gather)
+    ranks = align.Ranks(2, torch.device("cpu"))
+    ranks.world, ranks.sizes, ranks.total = 2, [2, 2], 4
+    targets, features = torch.ones(2, 3), torch.ones(2, 3, requires_grad=True)
+    first = ranks.gather(targets)
+    assert ranks.gather(targets) is first and first.shape == (4, 3) and len(calls) == 1
+    assert ranks.gather(targets.clone()).shape == (4, 3) and len(calls) == 2   # another tensor: gathered
+    ranks.gather(features), ranks.gather(features)
+    assert len(calls) == 4   # a tensor with gradient is gathered every time (each use has its own graph)
