@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from pixelrep import strict_json
 
@@ -40,19 +41,25 @@ def run_train(args: argparse.Namespace) -> int:
     from pixelrep.train import distributed
     from pixelrep.train.config import apply_overrides, load_schedule, load_stage, to_dict
     from pixelrep.train.loop import TrainInterrupted, train
-    from pixelrep.train.schedule import run_schedule
+    from pixelrep.train.schedule import phase_range, phase_stage, run_schedule
 
-    if args.print_config:   # declares only: nothing is prepared or written
-        print(json.dumps(to_dict(apply_overrides(load_stage(args.config), args.overrides)), indent=2))
-        return 0
     schedule = None if args.one_stage else load_schedule(args.config)
     if schedule is None and (args.until or args.start):
         raise ValueError(f"--from/--until: config {args.config!r} declares no schedule of phases (or --one-stage was given)")
+    root = args.output_dir or os.environ.get("PIXELREP_RUNS", "runs")
+    if args.print_config:   # declares only: nothing is prepared or written
+        if schedule is not None:   # the stage the command would train first: the --from phase, or the first
+            phases, data = schedule
+            phase = phases[phase_range(phases, args.start, args.until)[0]]
+            stage = phase_stage(load_stage(args.config), phase, data, Path(root), args.overrides)
+        else:
+            stage = apply_overrides(load_stage(args.config), args.overrides)
+        print(json.dumps(to_dict(stage), indent=2))
+        return 0
     try:
         if schedule is not None:   # the whole recipe; each phase resumes where it stopped
             phases, data = schedule
-            results = run_schedule(load_stage(args.config, prepare=True), phases, data,
-                                   root=args.output_dir or os.environ.get("PIXELREP_RUNS", "runs"),
+            results = run_schedule(load_stage(args.config, prepare=True), phases, data, root=root,
                                    overrides=args.overrides, start=args.start, until=args.until,
                                    train_kwargs=dict(stop_after=args.stop_after, stop_after_seconds=args.stop_after_seconds,
                                                      device=args.device))

@@ -18,6 +18,18 @@ def phase_stage(stage: StageConfig, phase: Phase, data: dict, root: Path, overri
     return apply_overrides(stage, phase.overrides(data, runs=str(root)) + list(overrides))
 
 
+def phase_range(phases: tuple[Phase, ...], start: str | None = None, until: str | None = None) -> tuple[int, int]:
+    """Indices [first, last) of the phases from `start` up to and including `until` (None: the ends)."""
+    names = [p.name for p in phases]
+    for option, name in (("--from", start), ("--until", until)):
+        if name is not None and name not in names:
+            raise ValueError(f"{option} {name!r} is no phase of this schedule; its phases: {', '.join(names)}")
+    first, last = names.index(start) if start else 0, names.index(until) + 1 if until else len(phases)
+    if first >= last:
+        raise ValueError(f"--from {start!r} comes after --until {until!r}")
+    return first, last
+
+
 def run_schedule(stage: StageConfig, phases: tuple[Phase, ...], data: dict, *, root: str | os.PathLike = "runs",
                  overrides: list[str] = (), start: str | None = None, until: str | None = None,
                  train_kwargs: dict | None = None) -> list:
@@ -26,13 +38,7 @@ def run_schedule(stage: StageConfig, phases: tuple[Phase, ...], data: dict, *, r
     a phase stopped early (Ctrl-C, a time budget) ends the schedule there, to be continued by the next call."""
     from pixelrep.train.loop import train
 
-    names = [p.name for p in phases]
-    for option, name in (("--from", start), ("--until", until)):
-        if name is not None and name not in names:
-            raise ValueError(f"{option} {name!r} is no phase of this schedule; its phases: {', '.join(names)}")
-    first, last = names.index(start) if start else 0, names.index(until) + 1 if until else len(phases)
-    if first >= last:
-        raise ValueError(f"--from {start!r} comes after --until {until!r}")
+    first, last = phase_range(phases, start, until)
     root = Path(root)
     results = []
     for phase in phases[first:last]:

@@ -106,6 +106,15 @@ def test_get_config_declares_and_writes_nothing(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-m", "pixelrep", "train", "default", "--print-config"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["data"]["sources"][0] == str(tmp_path / "runs" / "default-data" / "english.jsonl")
+    # With --from, the stage that phase trains: its start, data, lr and settings, still without writing.
+    out = subprocess.run([sys.executable, "-m", "pixelrep", "train", "default", "--print-config", "--from", "default8",
+                          "--set", "optim.max_steps=700"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    stage = json.loads(out.stdout)
+    derived = tmp_path / "runs" / "default-data"
+    assert stage["init_from"] == str(tmp_path / "runs" / "default6" / "final")
+    assert stage["data"]["sources"] == [str(derived / f) for f in ("english.jsonl", "lexicon-en.jsonl", "sentences-en.jsonl")]
+    assert str(derived / "en-ar.tsv") in stage["leapfrog_with"]["sources"]
+    assert stage["optim"]["lr"] == 1e-4 and stage["align"]["queue_size"] == 4096 and stage["optim"]["max_steps"] == 700
     assert list(tmp_path.iterdir()) == []
 
 
