@@ -6,7 +6,8 @@
 sentence-transformers >= 6 imports a module class from outside its own package only with
 trust_remote_code=True; for this folder that imports pixelrep.st from the installed pixelrep and
 runs no code from the folder itself. The module renders the texts (preprocess) and encodes the
-pixels (forward), so SentenceTransformer.encode gives the vectors PixelEncoder.encode gives.
+pixels (forward) at encode()'s precision ("precision" in pixelrep_module.json, "auto" unless set), so
+SentenceTransformer.encode gives the vectors PixelEncoder.encode gives.
 Text longer than max_seq_length patches is cut silently here, as sentence-transformers cuts text
 models at max_seq_length tokens.
 """
@@ -21,7 +22,7 @@ except ImportError:
     from sentence_transformers.models import InputModule                # 5.x
 
 from pixelrep.batch import collate
-from pixelrep.encoder import PixelEncoder, check_texts
+from pixelrep.encoder import PixelEncoder, check_texts, resolve_precision
 from pixelrep.export import MODULE_CONFIG
 from pixelrep.pretrained import write_checkpoint
 
@@ -30,13 +31,15 @@ class PixelModule(InputModule):
     """A PixelEncoder as a sentence-transformers module: texts -> rendered strips -> sentence_embedding."""
 
     config_file_name = MODULE_CONFIG
-    config_keys = ["normalize"]
+    config_keys = ["normalize", "precision"]
     save_in_root = True          # config.json and model.safetensors sit in the folder's root, as pixelrep writes them
 
-    def __init__(self, encoder: PixelEncoder, normalize: bool = True):
+    def __init__(self, encoder: PixelEncoder, normalize: bool = True, precision: str = "auto"):
         super().__init__()
+        resolve_precision(precision, "cpu")   # a bad value fails at load, naming the choices
         self.encoder = encoder
         self.normalize = normalize
+        self.precision = precision   # encode()'s: "auto" (bf16 where native), "bf16" or "fp32"
 
     def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
         """Render a batch of texts (the prompt put before each): pixels uint8 [B, ps, P*ps], patch_mask [B, P]."""
@@ -51,7 +54,12 @@ class PixelModule(InputModule):
         return self.preprocess(texts, **kwargs)
 
     def forward(self, features: dict, **kwargs) -> dict:
-        embedding = self.encoder(features["pixels"], features["patch_mask"])
+        pixels, patch_mask = features["pixels"], features["patch_mask"]
+        # Inference (no gradient: SentenceTransformer.encode) runs at PixelEncoder.encode's precision;
+        # fine-tuning runs as the trainer sets it.
+        bf16 = not torch.is_grad_enabled() and resolve_precision(self.precision, pixels.device) == "bf16"
+        with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=bf16):
+            embedding = self.encoder(pixels, patch_mask).float()
         features["sentence_embedding"] = F.normalize(embedding, dim=-1) if self.normalize else embedding
         return features
 

@@ -25,10 +25,24 @@ def loaded(tmp_path_factory):
 
 def test_sentence_transformer_gives_pixel_encoder_vectors(loaded, tmp_path):
     enc, st = loaded
-    # sentence-transformers runs the module's forward, in fp32.
-    np.testing.assert_allclose(st.encode(SENTENCES, batch_size=4), enc.encode(SENTENCES, precision="fp32"), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(st.encode(SENTENCES, prompt="query: "),
-                               enc.encode(SENTENCES, prompt="query: ", precision="fp32"), atol=1e-6, rtol=0)
+    # The module runs at encode()'s precision: "auto" by default, as encode(); exact in fp32.
+    assert st[0].precision == "auto"
+    auto = st.encode(SENTENCES, batch_size=4)
+    assert (auto * enc.encode(SENTENCES)).sum(1).min() > 0.999   # bf16 batches pad differently: cosine
+    st[0].precision = "fp32"
+    try:
+        np.testing.assert_allclose(st.encode(SENTENCES, batch_size=4), enc.encode(SENTENCES, precision="fp32"), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(st.encode(SENTENCES, prompt="query: "),
+                                   enc.encode(SENTENCES, prompt="query: ", precision="fp32"), atol=1e-6, rtol=0)
+        fp32 = st.encode(SENTENCES, batch_size=4)
+    finally:
+        st[0].precision = "auto"
+    from pixelrep.encoder import native_bf16
+    if native_bf16("cpu"):   # "auto" did run in bf16 here
+        assert np.abs(auto - fp32).max() > 1e-5
+    from pixelrep.st import PixelModule
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        PixelModule(enc, precision="fp8")
     assert st.get_embedding_dimension() == 24 and st.max_seq_length == enc.max_seq_length == 64
     # Saved again by sentence-transformers, the folder is still a pixelrep checkpoint.
     st.save(str(tmp_path / "resaved"))
@@ -47,8 +61,13 @@ def test_embedding_similarity_evaluator_matches_evaluate_sts(loaded):
     dev = load_sts_file(dev_file).head(200)
     enc, st = loaded
     evaluator = EmbeddingSimilarityEvaluator(list(dev.sentence1), list(dev.sentence2), list(dev.score), name="stsb-dev")
-    theirs = evaluator(st)["stsb-dev_spearman_cosine"]
-    class Fp32:   # sentence-transformers runs the module's forward in fp32: compare the scoring, not precisions
+    st[0].precision = "fp32"   # compare the scoring, not bf16's batch-dependent rounding
+    try:
+        theirs = evaluator(st)["stsb-dev_spearman_cosine"]
+    finally:
+        st[0].precision = "auto"
+
+    class Fp32:
         def encode(self, sentences, **kwargs):
             return enc.encode(sentences, precision="fp32", **kwargs)
 
