@@ -1,12 +1,12 @@
 """Rebuild the run folder the bundled default was exported from (the last LINEAGE phase's kept checkpoint,
-runs/default8/best), so that the recipe's later phases can continue it without re-running the lineage.
+runs/default8/final), so that the recipe's later phases can continue it without re-running the lineage.
 
 `python -m pixelrep.train.configs.default --export` folds the trained sentence projector into the
 encoder's projection; this undoes it: the encoder without a projection, and that projection saved as the
-linear sentence projector (align_head.*), as the training run had them. The weights are the bundled
-float16 values, upcast (the run's float32 weights are not in git).
+linear sentence projector (align_head.*), as the training run had them, without the common directions the
+export removed. The weights are the bundled float16 values, upcast (the run's float32 weights are not in git).
 
-    python scripts/unfold_default.py [--model default] [--out runs/default8/best]
+    python scripts/unfold_default.py [--model default] [--out runs/default8/final]
 """
 from __future__ import annotations
 
@@ -28,11 +28,15 @@ def unfold(model: str, out: str) -> None:
     teacher = folded.metadata.get("teacher")
     if not teacher:
         raise ValueError(f"{model}'s metadata names no teacher: it was not exported from an aligned run")
-    encoder = PixelEncoder(dataclasses.replace(folded.model_config, projection_dim=0), folded.render_config)
-    encoder.load_state_dict({k: v for k, v in folded.state_dict().items() if not k.startswith("vit.projection.")})
+    # The common directions were fitted after training (the recipe's export): the run never had them.
+    encoder = PixelEncoder(dataclasses.replace(folded.model_config, projection_dim=0, common_directions=0),
+                           folded.render_config)
+    encoder.load_state_dict({k: v for k, v in folded.state_dict().items()
+                             if not k.startswith(("vit.projection.", "vit.common_"))})
     head = nn.Linear(projection.in_features, projection.out_features)
     head.load_state_dict(projection.state_dict())
-    encoder.save_pretrained(out, metadata={**folded.metadata, "unfolded_from": model})
+    metadata = {k: v for k, v in folded.metadata.items() if k != "common_directions"}
+    encoder.save_pretrained(out, metadata={**metadata, "unfolded_from": model})
     save_align_head(out, {"sentence": head}, projector="linear", teachers=(teacher,))
 
 

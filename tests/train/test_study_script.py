@@ -52,3 +52,33 @@ def test_growing_depth_keeps_the_embeddings_and_the_new_blocks_learn():
     grown(*collate(grown.renderer.render_batch(texts))).pow(2).sum().backward()
     zeroed = [b for b in grown.vit.blocks if not b.mlp[2].weight.any()]
     assert len(zeroed) == 2 and all(b.mlp[2].weight.grad.abs().sum() > 0 for b in zeroed)
+
+
+def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path, monkeypatch):
+    """The recipe's export folds the projector and removes the common directions of the texts it is fitted
+    on; scripts/unfold_default.py rebuilds the run's encoder and projector, without them."""
+    import torch
+
+    from pixelrep import ModelConfig, PixelEncoder, RenderConfig
+    from pixelrep.aligned import AlignedPixelEncoder, save_align_head
+    from pixelrep.train.configs import default as recipe
+
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=32), RenderConfig(max_patches=32))
+    head = torch.nn.Linear(encoder.embedding_dim, 24)
+    encoder.save_pretrained(run, metadata={"teacher": "use-m3"})
+    save_align_head(run, {"sentence": head}, projector="linear", teachers=("use-m3",))
+    texts = [f"text {i} about {w}" for i, w in enumerate(("cats", "rain", "a long road home", "music") * 5)]
+    monkeypatch.setattr(recipe, "common_directions_texts", lambda seed=0: texts)
+    monkeypatch.setattr(recipe, "COMMON_DIRECTIONS", 2)
+    recipe.export(str(run), str(tmp_path / "bundle"))
+    bundle = PixelEncoder.from_pretrained(tmp_path / "bundle")
+    assert bundle.model_config.common_directions == 2 and "2 top principal directions" in bundle.metadata["description"]
+    vectors = bundle.encode(texts, normalize=False, precision="fp32")
+    assert np.abs(vectors.mean(0)).max() < 2e-3   # float16 on disk
+    _script("unfold_default").unfold(str(tmp_path / "bundle"), str(tmp_path / "unfolded"))
+    unfolded = AlignedPixelEncoder.from_pretrained(tmp_path / "unfolded")
+    assert unfolded.encoder.model_config.common_directions == 0 and "common_directions" not in unfolded.encoder.metadata
+    run_vectors = AlignedPixelEncoder.from_pretrained(run).encode(texts, normalize=False, precision="fp32")
+    np.testing.assert_allclose(unfolded.encode(texts, normalize=False, precision="fp32"), run_vectors, atol=2e-2)
