@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from pixelrep.train.configs import default as recipe
 
@@ -143,3 +144,15 @@ def test_readme_and_model_card_read_the_lineage():
     total = sum(p.max_steps for p in recipe.LINEAGE)
     assert f"step {weights_step:,}" in readme and f"{total:,} steps" in readme
     assert f"step {weights_step:,}" in facts["training_budget"] and f"{total:,} steps" in facts["training_budget"]
+
+
+def test_the_bundle_removes_the_common_directions_the_recipe_declares():
+    from pixelrep import PixelEncoder
+
+    bundle = PixelEncoder.from_pretrained("default")
+    assert bundle.model_config.common_directions == recipe.COMMON_DIRECTIONS
+    assert f"{recipe.COMMON_DIRECTIONS_TEXTS:,} texts" in bundle.metadata["common_directions"]
+    directions = bundle.vit.common_directions.float()
+    # Orthonormal rows (float16 on disk), and the removed mean is not zero: both were fitted.
+    assert torch.allclose(directions @ directions.T, torch.eye(recipe.COMMON_DIRECTIONS), atol=2e-3)
+    assert bundle.vit.common_mean.norm() > 0.01
