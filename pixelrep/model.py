@@ -81,7 +81,8 @@ class Block(nn.Module):
 
 
 class PixelViT(nn.Module):
-    """Patch embedding + positions + transformer blocks + pooling (+ optional projection)."""
+    """Patch embedding + positions + transformer blocks + pooling (+ optional projection, + optional removal
+    of fitted common directions)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
