@@ -133,13 +133,17 @@ class AlignedPixelEncoder(nn.Module):
                              f"use AlignedPixelEncoder as it is")
         vit = self.encoder.vit
         weight, bias = self.projector.weight.detach(), self.projector.bias.detach()
-        if vit.cfg.common_directions:   # W2 (I - D^T D)(y - mean) + b2: linear too, folded into W2 first
-            d = vit.common_directions.detach()
-            weight = weight - (weight @ d.T) @ d
+        if vit.cfg.removes_common:   # W2 H (I - D^T D)(y - mean) + b2: linear too, folded into W2 first
+            if vit.cfg.common_whitening:
+                weight = weight @ vit.common_whitener.detach()
+            if vit.cfg.common_directions:
+                d = vit.common_directions.detach()
+                weight = weight - (weight @ d.T) @ d
             bias = bias - weight @ vit.common_mean.detach()
         if vit.projection is not None:   # W2 (W1 x + b1) + b2
             weight, bias = weight @ vit.projection.weight.detach(), weight @ vit.projection.bias.detach() + bias
-        config = dataclasses.replace(self.encoder.model_config, projection_dim=weight.shape[0], common_directions=0)
+        config = dataclasses.replace(self.encoder.model_config, projection_dim=weight.shape[0],
+                                     common_directions=0, common_whitening=0.0)
         folded = PixelEncoder(config, self.encoder.render_config)
         state = {k: v for k, v in self.encoder.state_dict().items() if not k.startswith(("vit.projection.", "vit.common_"))}
         folded.load_state_dict({**state, "vit.projection.weight": weight.clone(), "vit.projection.bias": bias.clone()})

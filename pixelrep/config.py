@@ -33,8 +33,10 @@ class ModelConfig:
     cls_token: bool = False        # prepend a learned CLS token (PIXEL checkpoints have one)
     projection_dim: int = 0        # 0 = no projection after pooling
     # The output less a reference corpus's mean vector and its top principal directions (All-but-the-top,
-    # Mu & Viswanath 2018): set by PixelEncoder.remove_common_directions, 0 = none.
+    # Mu & Viswanath 2018), the other directions scaled by variance ** -common_whitening (0: as they are,
+    # 0.5: whitened, Su et al. 2021): set by PixelEncoder.remove_common_directions, 0 = none.
     common_directions: int = 0
+    common_whitening: float = 0.0
     dropout: float = 0.0
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
@@ -53,6 +55,13 @@ class ModelConfig:
         if not 0 <= self.common_directions < self.embedding_dim:
             raise ValueError(f"ModelConfig.common_directions={self.common_directions}: use 0 (none) up to "
                              f"embedding_dim - 1 = {self.embedding_dim - 1}")
+        if not 0.0 <= self.common_whitening <= 0.5:
+            raise ValueError(f"ModelConfig.common_whitening={self.common_whitening}: use 0 (none) up to 0.5 (whitened)")
+
+    @property
+    def removes_common(self) -> bool:
+        """Whether the output goes through a fitted mean, common directions or whitening."""
+        return bool(self.common_directions or self.common_whitening)
 
     def tokens_for(self, num_patches: int) -> int:
         """Positions the transformer reads for a strip of num_patches (grouped patches_per_token at a time)."""

@@ -229,31 +229,48 @@ class PixelEncoder(nn.Module):
         return a @ b.T
 
     @torch.no_grad()
-    def remove_common_directions(self, texts: Sequence[str], count: int = 5, batch_size: int = 64,
-                                 show_progress_bar: bool | None = None) -> "PixelEncoder":
+    def remove_common_directions(self, texts: Sequence[str], count: int = 5, whitening: float = 0.0,
+                                 batch_size: int = 64, show_progress_bar: bool | None = None) -> "PixelEncoder":
         """A copy of this encoder whose vectors lose what the vectors of `texts` share: their mean, and
         their `count` top principal directions (All-but-the-top, Mu & Viswanath 2018). Cosine similarity
         then weighs what tells sentences apart rather than what every sentence has (length, layout).
-        Fitted in float32 on the texts' unnormalised vectors; saved with the weights (ModelConfig.
-        common_directions), so encode(), the sentence-transformers module and every copy apply it."""
-        if self.model_config.common_directions:
+        whitening p > 0 also scales each other principal direction by (its variance / their mean) ** -p, so
+        that a few loud directions weigh less (0.5 whitens, as Su et al. 2021; needs more texts than
+        dimensions; directions without variance are dropped). Fitted in float32 on the texts' unnormalised vectors; saved with the weights
+        (ModelConfig.common_directions, common_whitening), so encode(), the sentence-transformers module
+        and every copy apply it."""
+        if self.model_config.removes_common:
             raise ValueError(f"this encoder removes {self.model_config.common_directions} common directions already; "
                              f"fit on the encoder without them")
         texts = check_texts(texts, "texts")
-        if not 1 <= count < min(len(texts), self.embedding_dim):
+        if not 0 <= count < min(len(texts), self.embedding_dim) or not (count or whitening):
             raise ValueError(f"count={count}: remove 1 up to {min(len(texts), self.embedding_dim) - 1} directions "
-                             f"(fewer than the {len(texts)} texts and the {self.embedding_dim} dimensions)")
+                             f"(fewer than the {len(texts)} texts and the {self.embedding_dim} dimensions), or 0 "
+                             f"with whitening")
+        if whitening and len(texts) <= self.embedding_dim:
+            raise ValueError(f"whitening={whitening} needs more texts than the {self.embedding_dim} dimensions, "
+                             f"got {len(texts)}")
         vectors = self.encode(texts, batch_size=batch_size, normalize=False, precision="fp32",
                               show_progress_bar=show_progress_bar).astype(np.float64)
         mean = vectors.mean(axis=0)
-        directions = np.linalg.svd(vectors - mean, full_matrices=False)[2][:count]   # orthonormal rows
+        _, singular, principal = np.linalg.svd(vectors - mean, full_matrices=False)   # orthonormal rows
+        fitted_config = dataclasses.replace(self.model_config, common_directions=count, common_whitening=whitening)
+        state = {**self.state_dict(), "vit.common_mean": torch.tensor(mean, dtype=torch.float32)}
+        if count:
+            state["vit.common_directions"] = torch.tensor(principal[:count], dtype=torch.float32)
+        described = f"the mean and {count} top principal directions of {len(texts):,} texts' vectors removed"
+        if whitening:
+            # Directions the texts do not vary along (a projection wider than the model leaves a null space)
+            # are dropped: scaled up, their rounding noise would swamp the rest.
+            variance = singular[count:] ** 2
+            rest, variance = principal[count:][variance > 1e-6 * variance.max()], variance[variance > 1e-6 * variance.max()]
+            scale = (variance / variance.mean()) ** -whitening
+            state["vit.common_whitener"] = torch.tensor((rest.T * scale) @ rest, dtype=torch.float32)
+            described += f", the other directions scaled by variance ** -{whitening:g}"
         device = next(self.parameters()).device
-        fitted = type(self)(dataclasses.replace(self.model_config, common_directions=count), self.render_config)
-        fitted.load_state_dict({**self.state_dict(),
-                                "vit.common_mean": torch.tensor(mean, dtype=torch.float32),
-                                "vit.common_directions": torch.tensor(directions, dtype=torch.float32)})
-        fitted.metadata = {**self.metadata, "common_directions": f"the mean and {count} top principal directions of "
-                                                                 f"{len(texts):,} texts' vectors removed"}
+        fitted = type(self)(fitted_config, self.render_config)
+        fitted.load_state_dict(state)
+        fitted.metadata = {**self.metadata, "common_directions": described}
         return fitted.to(device)
 
     @torch.no_grad()

@@ -41,11 +41,15 @@ def token_mask(patch_mask: torch.Tensor, patches_per_token: int) -> torch.Tensor
     return mask.view(mask.shape[0], -1, patches_per_token).any(-1)
 
 
-def remove_directions(x: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
-    """x [B, d] less `mean` [d], then less its components along the orthonormal rows of `directions` [k, d]."""
+def remove_directions(x: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor | None,
+                      whitener: torch.Tensor | None = None) -> torch.Tensor:
+    """x [B, d] less `mean` [d], then less its components along the orthonormal rows of `directions` [k, d],
+    then times `whitener` [d, d] (symmetric: rescales each remaining principal direction) when given."""
     x = x - mean.to(x.dtype)
-    d = directions.to(x.dtype)
-    return x - (x @ d.T) @ d
+    if directions is not None:
+        d = directions.to(x.dtype)
+        x = x - (x @ d.T) @ d
+    return x if whitener is None else x @ whitener.to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -99,10 +103,13 @@ class PixelViT(nn.Module):
         # so the model can learn what SIF weighting does by hand (frequent words count less).
         self.pool_score = nn.Linear(cfg.width, 1) if cfg.pooling == "weighted" else None
         # Not trained: fitted after training on a corpus's vectors (PixelEncoder.remove_common_directions),
-        # zeros (no change) until then. Buffers, so they are saved with the weights.
-        if cfg.common_directions:
+        # zeros until then. Buffers, so they are saved with the weights.
+        if cfg.removes_common:
             self.register_buffer("common_mean", torch.zeros(cfg.embedding_dim))
+        if cfg.common_directions:
             self.register_buffer("common_directions", torch.zeros(cfg.common_directions, cfg.embedding_dim))
+        if cfg.common_whitening:
+            self.register_buffer("common_whitener", torch.zeros(cfg.embedding_dim, cfg.embedding_dim))
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -167,8 +174,9 @@ class PixelViT(nn.Module):
             # where() rather than a product: padded rows may hold anything, even NaN.
             pooled = (torch.where(m, features, 0.0) * weights).sum(1)
         out = self.projection(pooled) if self.projection is not None else pooled
-        if self.cfg.common_directions:
-            out = remove_directions(out, self.common_mean, self.common_directions)
+        if self.cfg.removes_common:
+            out = remove_directions(out, self.common_mean, getattr(self, "common_directions", None),
+                                    getattr(self, "common_whitener", None))
         return out
 
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
     python scripts/study_reading.py run ARM [--steps N] [--seed S]   # one arm, one CPU thread
     python scripts/study_reading.py report                           # prints the table, writes docs/study.png
     python scripts/study_reading.py words [--teacher use-m3]         # what averaged teacher word vectors score
-    python scripts/study_reading.py dev MODEL [MODEL ...] [--visual] [--scripts] [--common-directions 5]
+    python scripts/study_reading.py dev MODEL [MODEL ...] [--visual] [--scripts] [--common-directions 3 --whitening 0.25]
                                                                      # whole STS-B dev: en by thirds, en-X
     python scripts/study_reading.py lexicon MODEL [MODEL ...]        # lexicon learned per language (en, de, tr, ar)
 
@@ -254,27 +254,28 @@ def translation_retrieval(encoder, english, other) -> float:
     return 50.0 * (float((sim.argmax(axis=1) == gold).mean()) + float((sim.argmax(axis=0) == gold).mean()))
 
 
-def load_as_exported(name: str, common_directions: int):
+def load_as_exported(name: str, common_directions: int, whitening: float = 0.0):
     """A model as load_model reads it; with common_directions, a training run's best/ or final/ also loses
     the mean and that many principal directions of its vectors of the recipe's export texts, as the
-    recipe's export ships it (docs/study.md, section 12)."""
+    recipe's export ships it (docs/study.md, section 12), the rest scaled by variance ** -whitening (section 15)."""
     from pixelrep.aligned import ALIGN_CONFIG
     from pixelrep.eval.models import load_model
     from pixelrep.train.configs.default import common_directions_texts
 
     model = load_model(name)[0]
-    if common_directions and (Path(name) / ALIGN_CONFIG).is_file():
-        model = model.remove_common_directions(common_directions_texts(), common_directions)
+    if (common_directions or whitening) and (Path(name) / ALIGN_CONFIG).is_file():
+        model = model.remove_common_directions(common_directions_texts(), common_directions, whitening=whitening)
     return model
 
 
-def score_dev(models: list[str], visual: bool = False, scripts: bool = False, common_directions: int = 0) -> list[dict]:
+def score_dev(models: list[str], visual: bool = False, scripts: bool = False, common_directions: int = 0,
+              whitening: float = 0.0) -> list[dict]:
     """Spearman x100 of saved models on all of STS-B dev: English (1,500 pairs, and by thirds: the rows
     come in genre blocks, captions first), en-{de,es,fr,it,nl} (sentence1 English, sentence2 in X), and
     English with 10% character typos (as the test suite's robustness task, seed 0) and the drop to it;
     with `visual`, English under the DEV_VISUAL kinds at 30% (as the visual suite draws them, seed 0) and
     the image kinds; with `scripts`, STS-B dev in DEV_SCRIPT_LANGUAGES and translation retrieval (x100)
-    on the recipe's held-out en-{ar,tr,ko} pairs (prepare() writes them). common_directions: see
+    on the recipe's held-out en-{ar,tr,ko} pairs (prepare() writes them). common_directions, whitening: see
     load_as_exported."""
     from pixelrep.eval.data import load_sts_file
     from pixelrep.eval.sts import CachedEncoder, evaluate_sts
@@ -289,7 +290,7 @@ def score_dev(models: list[str], visual: bool = False, scripts: bool = False, co
     for name in models:
         # A run's best/ is scored as exported (projector folded in); the cache encodes the English
         # sentence1, scored 9 times, once.
-        encoder = CachedEncoder(load_as_exported(name, common_directions))
+        encoder = CachedEncoder(load_as_exported(name, common_directions, whitening))
         out = {"model": name, "en": evaluate_sts(encoder, en.sentence1, en.sentence2, en.score)["spearman"]}
         for part, s in thirds.items():
             out[part] = evaluate_sts(encoder, en.sentence1[s], en.sentence2[s], en.score[s])["spearman"]
@@ -341,7 +342,10 @@ def main() -> None:
     d.add_argument("--scripts", action="store_true", help="also STS-B dev in ru, zh, ja and retrieval on held-out en-{ar,tr,ko} pairs")
     d.add_argument("--common-directions", type=int, default=0, metavar="K",
                    help="score training runs' best/ and final/ with K common directions removed, as the recipe's "
-                        "export does (its COMMON_DIRECTIONS, 5); 0: as they are")
+                        "export does (its COMMON_DIRECTIONS, 3); 0: as they are")
+    d.add_argument("--whitening", type=float, default=0.0, metavar="P",
+                   help="with it, the other principal directions scaled by variance ** -P (the recipe's "
+                        "COMMON_WHITENING, 0.25)")
     args = parser.parse_args()
     if args.command == "run":
         run_arm(args.arm, args.steps, args.seed, args.eval_every)
@@ -350,7 +354,8 @@ def main() -> None:
     elif args.command == "lexicon":
         lexicon_by_language(args.models)
     elif args.command == "dev":
-        score_dev(args.models, visual=args.visual, scripts=args.scripts, common_directions=args.common_directions)
+        score_dev(args.models, visual=args.visual, scripts=args.scripts, common_directions=args.common_directions,
+                  whitening=args.whitening)
     else:
         report()
 

@@ -29,7 +29,8 @@ def unfold(model: str, out: str) -> None:
     if not teacher:
         raise ValueError(f"{model}'s metadata names no teacher: it was not exported from an aligned run")
     # The common directions were fitted after training (the recipe's export): the run never had them.
-    encoder = PixelEncoder(dataclasses.replace(folded.model_config, projection_dim=0, common_directions=0),
+    encoder = PixelEncoder(dataclasses.replace(folded.model_config, projection_dim=0, common_directions=0,
+                                               common_whitening=0.0),
                            folded.render_config)
     encoder.load_state_dict({k: v for k, v in folded.state_dict().items()
                              if not k.startswith(("vit.projection.", "vit.common_"))})

@@ -118,12 +118,41 @@ def test_removing_common_directions_centres_the_fitted_texts_and_survives_saving
     np.testing.assert_allclose(loaded.encode(texts, precision="fp32"), fitted.encode(texts, precision="fp32"), atol=1e-6)
 
 
+def test_whitening_evens_out_the_other_directions_of_the_fitted_texts_and_survives_saving(tmp_path):
+    """whitening=0.5 on top of the removal: the fitted texts' vectors have equal variance along every
+    direction left (whitened), none along the removed ones; a smaller power evens them out less."""
+    from pixelrep import PixelEncoder
+
+    enc = tiny_encoder(projection_dim=8)
+    texts = [f"{w} number {i} is here" for i, w in enumerate(("cat", "dog", "bird", "a fish", "horse") * 8)]
+    spread = lambda m: np.linalg.eigvalsh(np.cov(m.encode(texts, normalize=False, precision="fp32").T))[::-1]
+    before, half = spread(enc), spread(enc.remove_common_directions(texts, count=2, whitening=0.5))
+    # 8 dimensions, 2 removed: 6 directions keep variance, all of it the same.
+    np.testing.assert_allclose(half[:6] / half[:6].mean(), 1.0, atol=1e-2)
+    np.testing.assert_allclose(half[6:], 0.0, atol=1e-6 * half.max())
+    quarter = spread(enc.remove_common_directions(texts, count=2, whitening=0.25))[:6]
+    ratio = lambda v: v.max() / v.min()
+    assert 1.01 < ratio(quarter) < ratio(before[2:8])
+    fitted = enc.remove_common_directions(texts, count=2, whitening=0.25)
+    assert fitted.model_config.common_whitening == 0.25 and "variance ** -0.25" in fitted.metadata["common_directions"]
+    fitted.save_pretrained(tmp_path / "m")
+    loaded = PixelEncoder.from_pretrained(tmp_path / "m")
+    np.testing.assert_allclose(loaded.encode(texts, precision="fp32"), fitted.encode(texts, precision="fp32"), atol=1e-6)
+    # Whitening alone (no directions removed) is a fit too.
+    alone = enc.remove_common_directions(texts, count=0, whitening=0.5)
+    np.testing.assert_allclose(spread(alone) / spread(alone).mean(), 1.0, atol=1e-2)
+
+
 def test_removing_common_directions_checks_its_arguments():
     enc = tiny_encoder()
     with pytest.raises(ValueError, match="count=0"):
         enc.remove_common_directions(["a b", "c d", "e f"], count=0)
     with pytest.raises(ValueError, match="fewer than the 3 texts"):
         enc.remove_common_directions(["a b", "c d", "e f"], count=3)
+    with pytest.raises(ValueError, match="more texts than the"):
+        enc.remove_common_directions(["a b", "c d", "e f"], count=1, whitening=0.25)
+    with pytest.raises(ValueError, match="common_whitening=0.7"):
+        enc.remove_common_directions([f"text {i}" for i in range(80)], count=1, whitening=0.7)
     fitted = enc.remove_common_directions(["a b", "c d", "e f"], count=1)
     with pytest.raises(ValueError, match="already"):
         fitted.remove_common_directions(["a b", "c d", "e f"], count=1)

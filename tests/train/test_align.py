@@ -370,11 +370,14 @@ def test_folding_the_projector_over_removed_common_directions_is_exact():
     torch.manual_seed(0)
     config = ModelConfig.from_preset("tiny", max_patches=32, projection_dim=48)
     texts = ["a cat sat on the mat", "Ein Mann spielt Gitarre.", "x", "the dog barks", "rain again today"]
-    encoder = PixelEncoder(config, RenderConfig(max_patches=32)).remove_common_directions(texts, count=2)
-    aligned = AlignedPixelEncoder(encoder, torch.nn.Linear(config.embedding_dim, 24))
-    folded = aligned.to_pixel_encoder()
-    assert folded.model_config.common_directions == 0 and folded.model_config.projection_dim == 24
-    np.testing.assert_allclose(folded.encode(texts, precision="fp32"), aligned.encode(texts, precision="fp32"), atol=1e-5)
+    many = [f"{t} {i}" for i in range(20) for t in texts]   # more texts than dimensions, for the whitening
+    for count, whitening, fit in ((2, 0.0, texts), (2, 0.25, many), (0, 0.5, many)):
+        encoder = PixelEncoder(config, RenderConfig(max_patches=32)).remove_common_directions(fit, count, whitening)
+        aligned = AlignedPixelEncoder(encoder, torch.nn.Linear(config.embedding_dim, 24))
+        folded = aligned.to_pixel_encoder()
+        assert not folded.model_config.removes_common and folded.model_config.projection_dim == 24
+        np.testing.assert_allclose(folded.encode(texts, precision="fp32"), aligned.encode(texts, precision="fp32"),
+                                   atol=1e-5)
 
 
 def test_structure_loss_is_zero_for_the_teachers_own_geometry_and_positive_otherwise():

@@ -156,3 +156,9 @@ def test_the_bundle_removes_the_common_directions_the_recipe_declares():
     # Orthonormal rows (float16 on disk), and the removed mean is not zero: both were fitted.
     assert torch.allclose(directions @ directions.T, torch.eye(recipe.COMMON_DIRECTIONS), atol=2e-3)
     assert bundle.vit.common_mean.norm() > 0.01
+    # The whitener is symmetric and annihilates the removed directions; what is left it rescales.
+    assert bundle.model_config.common_whitening == recipe.COMMON_WHITENING
+    whitener = bundle.vit.common_whitener.float()
+    assert torch.allclose(whitener, whitener.T, atol=1e-3)
+    assert (directions @ whitener).abs().max() < 1e-2
+    assert f"variance ** -{recipe.COMMON_WHITENING:g}" in bundle.metadata["description"]

@@ -55,8 +55,8 @@ def test_growing_depth_keeps_the_embeddings_and_the_new_blocks_learn():
 
 
 def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path, monkeypatch):
-    """The recipe's export folds the projector and removes the common directions of the texts it is fitted
-    on; scripts/unfold_default.py rebuilds the run's encoder and projector, without them."""
+    """The recipe's export folds the projector, removes the common directions of the texts it is fitted
+    on and whitens the rest; scripts/unfold_default.py rebuilds the run's encoder and projector, without them."""
     import torch
 
     from pixelrep import ModelConfig, PixelEncoder, RenderConfig
@@ -69,16 +69,17 @@ def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path
     head = torch.nn.Linear(encoder.embedding_dim, 24)
     encoder.save_pretrained(run, metadata={"teacher": "use-m3"})
     save_align_head(run, {"sentence": head}, projector="linear", teachers=("use-m3",))
-    texts = [f"text {i} about {w}" for i, w in enumerate(("cats", "rain", "a long road home", "music") * 5)]
+    texts = [f"text {i} about {w}" for i, w in enumerate(("cats", "rain", "a long road home", "music") * 10)]
     monkeypatch.setattr(recipe, "common_directions_texts", lambda seed=0: texts)
     monkeypatch.setattr(recipe, "COMMON_DIRECTIONS", 2)
     recipe.export(str(run), str(tmp_path / "bundle"))
     bundle = PixelEncoder.from_pretrained(tmp_path / "bundle")
     assert bundle.model_config.common_directions == 2 and "2 top principal directions" in bundle.metadata["description"]
+    assert bundle.model_config.common_whitening == recipe.COMMON_WHITENING > 0
     vectors = bundle.encode(texts, normalize=False, precision="fp32")
     assert np.abs(vectors.mean(0)).max() < 2e-3   # float16 on disk
     _script("unfold_default").unfold(str(tmp_path / "bundle"), str(tmp_path / "unfolded"))
     unfolded = AlignedPixelEncoder.from_pretrained(tmp_path / "unfolded")
-    assert unfolded.encoder.model_config.common_directions == 0 and "common_directions" not in unfolded.encoder.metadata
+    assert not unfolded.encoder.model_config.removes_common and "common_directions" not in unfolded.encoder.metadata
     run_vectors = AlignedPixelEncoder.from_pretrained(run).encode(texts, normalize=False, precision="fp32")
     np.testing.assert_allclose(unfolded.encode(texts, normalize=False, precision="fp32"), run_vectors, atol=2e-2)
