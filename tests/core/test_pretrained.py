@@ -56,8 +56,9 @@ def test_bundled_default_is_trained_and_reads_past_typos():
     assert enc.render_config.word_align == enc.model_config.patches_per_token   # words on token boundaries
     clean, typo, unrelated, german = enc.encode(["A man is playing a guitar.", "A man is playing a gutiar.",
                                                  "The stock market fell sharply today.", "Ein Mann spielt Gitarre."])
-    # A typo barely moves it, a translation stays near, an unrelated sentence is far (bundle: 0.90 / 0.51 / -0.06).
-    assert clean @ typo > 0.85 and clean @ german > 0.4 > 0.2 > clean @ unrelated
+    # A typo barely moves it, a translation stays nearer than an unrelated sentence, which is far (bundle:
+    # 0.83 / 0.28 / -0.12; the whitening spreads cosines out, so unrelated pairs fall below 0).
+    assert clean @ typo > 0.75 and clean @ german > 0.15 > 0.0 > clean @ unrelated
 
 
 def test_untrained_model_warns(tmp_path):
