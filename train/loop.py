@@ -200,7 +200,9 @@ class _StopOnCtrlC:
 
     def _request(self, signum, frame):
         self.requested = True
-        signal.signal(signal.SIGINT, self.previous)
+        # Not the handler from before: a process started in the background of a script inherits SIGINT
+        # ignored, and the second Ctrl-C (or kill -INT) would then be lost. __exit__ restores that one.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @contextmanager
     def children_ignore(self):

@@ -3,6 +3,7 @@ checkpoints and exits 130, output is strict JSON."""
 import json
 import signal
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -79,11 +80,20 @@ def test_ctrl_c_checkpoints_the_step_and_resume_finishes_the_same_run(tmp_path, 
     assert summary["step"] == 8 and summary["loss"] is None
 
 
-def test_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("started_with", [signal.default_int_handler, signal.SIG_IGN],
+                         ids=["interactive", "sigint-ignored"])
+def test_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch, capsys, started_with):
+    """Also when the process started with SIGINT ignored, as a script's background job does (`cmd &`):
+    the second Ctrl-C (kill -INT) still interrupts, and the handler from before is back afterwards."""
     stage = tiny_stage(write_pairs(tmp_path / "pairs.jsonl"), checkpoint_every=2)
     monkeypatch.setattr("pixelrep.train.config.load_stage", lambda name, **_: stage)
     _ctrl_c_at(monkeypatch, at_step=3, times=2)
-    assert main(["train", "tiny", "--output-dir", str(tmp_path / "run")]) == 130
+    before = signal.signal(signal.SIGINT, started_with)
+    try:
+        assert main(["train", "tiny", "--output-dir", str(tmp_path / "run")]) == 130
+        assert signal.getsignal(signal.SIGINT) is started_with
+    finally:
+        signal.signal(signal.SIGINT, before)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "pixelrep train: interrupted at step 2; resume with --resume"
