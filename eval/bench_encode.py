@@ -104,7 +104,8 @@ def limit_threads(threads: int) -> None:
 def _import_baseline_libraries(baselines) -> None:
     """Import each baseline's library before measuring, so its memory is its model, not the library. A
     missing one fails here, before any timing, with load_model's one-line error naming the pip command."""
-    from pixelrep.eval.models import import_quietly, load_model
+    from pixelrep.eval.models import load_model
+    from pixelrep.packages import import_quietly
 
     for name in baselines:
         try:

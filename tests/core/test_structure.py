@@ -69,6 +69,15 @@ def test_the_core_imports_no_trainer_teacher_or_evaluation_and_the_renderer_is_a
             assert not outside, f"{name} imports {outside}: the renderer imports nothing of the others"
 
 
+def test_the_teachers_import_no_trainer_or_evaluation():
+    """Training imports the teachers and evaluation may use them as baselines, never the other way: the
+    packaged-weights checks and the e5 engine live in the library (pixelrep.packages, pixelrep.teachers)."""
+    modules = _modules()
+    for path in sorted((ROOT / "pixelrep" / "teachers").glob("*.py")):
+        above = sorted(m for m in _imports(path, modules) if m.startswith(("pixelrep.train", "pixelrep.eval")))
+        assert not above, f"pixelrep/teachers/{path.name} imports {above}"
+
+
 def test_import_pixelrep_loads_no_teacher():
     code = ("import sys, pixelrep\n"
             "print(sorted(m for m in sys.modules if m.startswith(('pixelrep.teachers', 'pixelrep.train', "

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pixelrep.cli import main as run
-from pixelrep.eval.models import (E5, E5_PACKAGE, E5_SHA256, E5_WEIGHTS, PIXEL, WORDLLAMA, WORDLLAMA_PACKAGE,
-                                  WORDLLAMA_SHA256, WORDLLAMA_WEIGHTS, E5Baseline, WordLlamaBaseline, load_model,
-                                  model_kind)
+from pixelrep.eval.models import (PIXEL, WORDLLAMA, WORDLLAMA_PACKAGE, WORDLLAMA_SHA256, WORDLLAMA_WEIGHTS,
+                                  WordLlamaBaseline, load_model, model_kind)
+from pixelrep.teachers.text import E5, E5_PACKAGE, E5_SHA256, E5_WEIGHTS, E5Baseline
 
 GUITAR, PARAPHRASE, UNRELATED = "A man is playing a guitar.", "A man plays the guitar.", "A woman slices an onion."
 PACKAGED = [(WORDLLAMA, WordLlamaBaseline, 256, WORDLLAMA_PACKAGE), (E5, E5Baseline, 384, E5_PACKAGE)]
