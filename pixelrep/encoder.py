@@ -236,12 +236,12 @@ class PixelEncoder(nn.Module):
         then weighs what tells sentences apart rather than what every sentence has (length, layout).
         whitening p > 0 also scales each other principal direction by (its variance / their mean) ** -p, so
         that a few loud directions weigh less (0.5 whitens, as Su et al. 2021; needs more texts than
-        dimensions; directions without variance are dropped). Fitted in float32 on the texts' unnormalised vectors; saved with the weights
-        (ModelConfig.common_directions, common_whitening), so encode(), the sentence-transformers module
-        and every copy apply it."""
+        dimensions; directions without variance are dropped). Fitted in float32 on the texts' unnormalised
+        vectors; saved with the weights (ModelConfig.common_directions, common_whitening), so encode(), the
+        sentence-transformers module and every copy apply it."""
         if self.model_config.removes_common:
-            raise ValueError(f"this encoder removes {self.model_config.common_directions} common directions already; "
-                             f"fit on the encoder without them")
+            raise ValueError(f"this encoder is fitted already (common_directions={self.model_config.common_directions}, "
+                             f"common_whitening={self.model_config.common_whitening:g}); fit on the encoder without them")
         texts = check_texts(texts, "texts")
         if not 0 <= count < min(len(texts), self.embedding_dim) or not (count or whitening):
             raise ValueError(f"count={count}: remove 1 up to {min(len(texts), self.embedding_dim) - 1} directions "
@@ -263,7 +263,8 @@ class PixelEncoder(nn.Module):
             # Directions the texts do not vary along (a projection wider than the model leaves a null space)
             # are dropped: scaled up, their rounding noise would swamp the rest.
             variance = singular[count:] ** 2
-            rest, variance = principal[count:][variance > 1e-6 * variance.max()], variance[variance > 1e-6 * variance.max()]
+            kept = variance > 1e-6 * variance.max()
+            rest, variance = principal[count:][kept], variance[kept]
             scale = (variance / variance.mean()) ** -whitening
             state["vit.common_whitener"] = torch.tensor((rest.T * scale) @ rest, dtype=torch.float32)
             described += f", the other directions scaled by variance ** -{whitening:g}"

@@ -299,7 +299,7 @@ def load_teacher(name: str = MINILM_ID, *, device: str | torch.device | None = N
     to transformers models, threads to USE; cache_dir caches sentence vectors on disk."""
     if name in USE_ALIASES and not os.path.isdir(name):
         return UniversalSentenceEncoder(threads=threads, cache_dir=cache_dir)
-    if name == "e5" and not os.path.isdir(name):
+    if name == E5 and not os.path.isdir(name):
         return MultilingualE5(cache_dir=cache_dir)
     lm = MINILM_ID if name == "minilm" and not os.path.isdir(name) else name
     return LanguageModel(lm, device=device, max_length=max_length, cache_dir=cache_dir)
