@@ -3,6 +3,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _study():
@@ -56,7 +57,8 @@ def test_growing_depth_keeps_the_embeddings_and_the_new_blocks_learn():
 
 def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path, monkeypatch):
     """The recipe's export folds the projector, removes the common directions of the texts it is fitted
-    on and whitens the rest; scripts/unfold_default.py rebuilds the run's encoder and projector, without them."""
+    on and whitens the rest; scripts/unfold_default.py rebuilds the run's encoder and projector, without them.
+    With the graded fine-tune (GRADED_STEPS) the weights move and unfold refuses, naming the way back."""
     import torch
 
     from pixelrep import ModelConfig, PixelEncoder, RenderConfig
@@ -72,6 +74,7 @@ def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path
     texts = [f"text {i} about {w}" for i, w in enumerate(("cats", "rain", "a long road home", "music") * 10)]
     monkeypatch.setattr(recipe, "common_directions_texts", lambda seed=0: texts)
     monkeypatch.setattr(recipe, "COMMON_DIRECTIONS", 2)
+    monkeypatch.setattr(recipe, "GRADED_STEPS", 0)
     recipe.export(str(run), str(tmp_path / "bundle"))
     bundle = PixelEncoder.from_pretrained(tmp_path / "bundle")
     assert bundle.model_config.common_directions == 2 and "2 top principal directions" in bundle.metadata["description"]
@@ -83,3 +86,14 @@ def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path
     assert not unfolded.encoder.model_config.removes_common and "common_directions" not in unfolded.encoder.metadata
     run_vectors = AlignedPixelEncoder.from_pretrained(run).encode(texts, normalize=False, precision="fp32")
     np.testing.assert_allclose(unfolded.encode(texts, normalize=False, precision="fp32"), run_vectors, atol=2e-2)
+
+    pairs = (texts + texts[:24], texts[1:] + texts[:25], [float(i % 6) for i in range(64)])
+    monkeypatch.setattr(recipe, "graded_pairs", lambda: pairs)
+    monkeypatch.setattr(recipe, "GRADED_STEPS", 2)
+    monkeypatch.setattr(recipe, "GRADED_LR", 1e-3)
+    recipe.export(str(run), str(tmp_path / "graded"))
+    graded = PixelEncoder.from_pretrained(tmp_path / "graded")
+    assert "2 steps" in graded.metadata["graded_pairs"] and "CoSENT" in graded.metadata["description"]
+    assert not np.allclose(graded.encode(texts, normalize=False, precision="fp32"), vectors, atol=1e-3)
+    with pytest.raises(ValueError, match="graded pairs.*--git-revision"):
+        _script("unfold_default").unfold(str(tmp_path / "graded"), str(tmp_path / "unfolded-graded"))
