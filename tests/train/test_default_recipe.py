@@ -162,3 +162,6 @@ def test_the_bundle_removes_the_common_directions_the_recipe_declares():
     assert torch.allclose(whitener, whitener.T, atol=1e-3)
     assert (directions @ whitener).abs().max() < 1e-2
     assert f"variance ** -{recipe.COMMON_WHITENING:g}" in bundle.metadata["description"]
+    # Then the graded fine-tune the recipe declares (it moves the weights, not the removal's buffers).
+    assert f"{recipe.GRADED_STEPS} steps" in bundle.metadata["graded_pairs"]
+    assert recipe.GRADED_PAIRS in bundle.metadata["graded_pairs"]
