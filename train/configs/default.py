@@ -279,6 +279,7 @@ COMMON_DIRECTIONS_TEXTS = 20_000
 # dev rule rises for ~400 steps and is flat to 600 (63.76, 63.69, 63.75 at 400, 500, 600).
 GRADED_PAIRS = "sts/stsb/en/train.jsonl"
 GRADED_STEPS = 400
+GRADED_BATCH_SIZE = 64
 GRADED_LR = 2e-5
 GRADED_ANCHOR = 100.0
 # Trained after default6, not bundled (docs/study.md, section 8: it reads Arabic, Turkish and Korean far
@@ -320,10 +321,12 @@ def common_directions_texts(seed: int = 0) -> list[str]:
     return texts[:COMMON_DIRECTIONS_TEXTS]
 
 
-def graded_pairs() -> tuple[list[str], list[str], list[float]]:
-    """STS-B en train (5,749 pairs, scores 0-5): the export's graded fine-tune."""
-    rows = [json.loads(line) for line in open(data_path(GRADED_PAIRS), encoding="utf-8")]
-    return [r["sentence1"] for r in rows], [r["sentence2"] for r in rows], [float(r["score"]) for r in rows]
+def graded_pairs():
+    """STS-B en train (5,749 pairs, scores 0-5) as sentence1, sentence2, score: the export's graded fine-tune."""
+    from pixelrep.eval.data import load_sts_file
+
+    pairs = load_sts_file(data_path(GRADED_PAIRS))
+    return pairs.sentence1, pairs.sentence2, pairs.score
 
 
 def export(run_model: str, destination: str, results: str | None = None) -> None:
@@ -343,11 +346,11 @@ def export(run_model: str, destination: str, results: str | None = None) -> None
                    f"other directions scaled by variance ** -{COMMON_WHITENING:g}")
     graded = {}
     if GRADED_STEPS:
-        encoder = finetune_graded(encoder, *graded_pairs(), steps=GRADED_STEPS, lr=GRADED_LR,
-                                  anchor_weight=GRADED_ANCHOR)
+        encoder = finetune_graded(encoder, *graded_pairs(), steps=GRADED_STEPS, batch_size=GRADED_BATCH_SIZE,
+                                  lr=GRADED_LR, anchor_weight=GRADED_ANCHOR)
         description += (f"; then {GRADED_STEPS} steps of CoSENT on STS-B en train's graded pairs at lr "
                         f"{lr_text(GRADED_LR)}, anchored to those vectors")
-        graded = {"graded_pairs": f"{GRADED_STEPS} steps x 64 pairs of {GRADED_PAIRS} (train/graded.py), lr "
+        graded = {"graded_pairs": f"{GRADED_STEPS} steps x {GRADED_BATCH_SIZE} pairs of {GRADED_PAIRS} (train/graded.py), lr "
                                   f"{lr_text(GRADED_LR)}, anchor weight {GRADED_ANCHOR:g}, seed 0, after the removal"}
     # float16 on disk: half the bytes in git and on GPU nodes; encode() computes in float32.
     encoder.save_pretrained(destination, dtype="float16", results=results, metadata={
