@@ -50,11 +50,15 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
         raise ValueError(f"steps={steps}, lr={lr}, anchor_weight={anchor_weight}: need steps >= 1, lr > 0 and "
                          f"anchor_weight >= 0")
     model = copy.deepcopy(encoder)
-    start = copy.deepcopy(encoder.vit).eval().requires_grad_(False)
     device = next(model.parameters()).device
     use_bf16 = resolve_precision(precision, device) == "bf16"
-    first = model.renderer.render_batch(list(sentence1))
-    second = model.renderer.render_batch(list(sentence2))
+    # Each distinct sentence is rendered once and its anchor (the starting model's vector) computed once.
+    texts = list(dict.fromkeys([*sentence1, *sentence2]))
+    index = {text: i for i, text in enumerate(texts)}
+    rendered = model.renderer.render_batch(texts)
+    anchors = F.normalize(encoder.embed_rendered(rendered, precision=precision).float(), dim=-1)
+    first = torch.tensor([index[s] for s in sentence1])
+    second = torch.tensor([index[s] for s in sentence2])
     target = torch.as_tensor(list(scores), dtype=torch.float32, device=device)
 
     generator = torch.Generator().manual_seed(seed)
@@ -64,20 +68,60 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
     for _ in tqdm(range(steps), desc="graded pairs", unit="step", disable=not show_progress_bar):
         if position + batch_size > len(order):          # a new epoch, newly shuffled
             order, position = torch.randperm(len(target), generator=generator), 0
-        rows = order[position:position + batch_size].tolist()
+        rows = order[position:position + batch_size]
         position += batch_size
-        pixels, mask = (t.to(device) for t in collate([first[i] for i in rows] + [second[i] for i in rows]))
+        ids = torch.cat([first[rows], second[rows]])
+        pixels, mask = (t.to(device) for t in collate([rendered[i] for i in ids.tolist()]))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             vectors = model.vit(pixels, mask)
-            with torch.no_grad():
-                anchors = start(pixels, mask)
         vectors = F.normalize(vectors.float(), dim=-1)
-        anchors = F.normalize(anchors.float(), dim=-1)
         a, b = vectors[:batch_size], vectors[batch_size:]
-        loss = cosent_loss((a * b).sum(-1), target[rows], scale)
-        loss = loss + anchor_weight * (1 - (vectors * anchors).sum(-1)).mean()
+        loss = cosent_loss((a * b).sum(-1), target[rows.to(device)], scale)
+        loss = loss + anchor_weight * (1 - (vectors * anchors[ids.to(device)]).sum(-1)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     model.vit.eval()
     return model
+
+
+def silver_couples(vectors: torch.Tensor, *, neighbours: int, random_couples: int, seed: int = 0,
+                   chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """New couples of texts to score by a teacher's cosine ("Augmented SBERT", Thakur et al. 2021): each row
+    of the unit `vectors` [n, d] with its `neighbours` nearest other rows and `random_couples` random other
+    rows, each couple (i < j) once. Neighbours give the close couples that random sampling almost never
+    draws, random ones the far ones, so the couples span the range of similarity. Seeded; returns first,
+    second (long [m], sorted by couple) and the couples' cosines [m]."""
+    n = len(vectors)
+    if neighbours < 0 or random_couples < 0 or neighbours + random_couples == 0 or neighbours >= n:
+        raise ValueError(f"neighbours={neighbours}, random_couples={random_couples} for {n} texts: need at least "
+                         f"one couple per text and fewer neighbours than texts")
+    vectors = vectors.float()
+    generator = torch.Generator().manual_seed(seed)
+    found = []
+    for start in range(0, n, chunk):
+        rows = torch.arange(start, min(start + chunk, n))
+        similarity = vectors[rows] @ vectors.T
+        similarity[torch.arange(len(rows)), rows] = -float("inf")          # not itself
+        others = [similarity.topk(neighbours, dim=1).indices] if neighbours else []
+        others.append(torch.randint(0, n, (len(rows), random_couples), generator=generator))
+        others = torch.cat(others, dim=1)
+        found.append(torch.stack([rows[:, None].expand_as(others), others], dim=-1).reshape(-1, 2))
+    couples = torch.cat(found)
+    couples = couples[couples[:, 0] != couples[:, 1]].sort(dim=1).values.unique(dim=0)   # sorted, each once
+    first, second = couples[:, 0], couples[:, 1]
+    return first, second, (vectors[first] * vectors[second]).sum(-1)
+
+
+def on_scale_of(values: Sequence[float], reference: Sequence[float]) -> list[float]:
+    """`values` mapped by rank onto the distribution of `reference` (value of rank r -> reference's quantile
+    r / (n - 1); equal values share their mean rank): teacher cosines put on the gold scores' scale, so that CoSENT compares gold and silver
+    pairs of one batch as the gold annotators would have spread them."""
+    values = torch.as_tensor(list(values), dtype=torch.float64)
+    if len(values) == 0 or len(reference) == 0:
+        raise ValueError(f"on_scale_of needs values and reference, got {len(values)} and {len(reference)}")
+    ranks = values.argsort().argsort().double()
+    distinct, inverse = values.unique(return_inverse=True)     # equal values share their mean rank
+    ranks = torch.zeros(len(distinct), dtype=torch.float64).index_add_(0, inverse, ranks) / inverse.bincount()
+    ranks = ranks[inverse] / max(len(values) - 1, 1)
+    return torch.quantile(torch.as_tensor(list(reference), dtype=torch.float64), ranks).tolist()

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixelrep.train.graded import cosent_loss, finetune_graded
+from pixelrep.train.graded import cosent_loss, finetune_graded, on_scale_of, silver_couples
 from tests.core.helpers import tiny_encoder
 
 FIRST = ["a man plays a guitar", "a dog runs in a park", "the cat sleeps", "a woman cuts an onion",
@@ -65,3 +65,30 @@ def test_bad_inputs_name_the_fix():
         finetune_graded(encoder, FIRST, SECOND, SCORES, steps=1, lr=1e-3, anchor_weight=1, batch_size=64)
     with pytest.raises(ValueError, match="steps >= 1"):
         finetune_graded(encoder, FIRST, SECOND, SCORES, steps=0, lr=1e-3, anchor_weight=1, batch_size=8)
+
+
+def test_silver_couples_hold_each_texts_nearest_and_random_others_once():
+    # Two tight clusters of three: each text's nearest others are its own cluster's.
+    centres = F.normalize(torch.randn(2, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    vectors = F.normalize(centres.repeat_interleave(3, 0) + 0.01 * torch.randn(6, 8), dim=-1)
+    first, second, cosines = silver_couples(vectors, neighbours=2, random_couples=0)
+    couples = set(zip(first.tolist(), second.tolist()))
+    assert couples == {(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5)}          # i < j, each once
+    assert torch.allclose(cosines, (vectors[first] * vectors[second]).sum(-1))
+    first, second, _ = silver_couples(vectors, neighbours=1, random_couples=3, seed=1)
+    assert bool((first < second).all()) and len(set(zip(first.tolist(), second.tolist()))) == len(first)
+    assert any(f < 3 <= s for f, s in zip(first.tolist(), second.tolist()))   # random ones cross clusters
+    again = silver_couples(vectors, neighbours=1, random_couples=3, seed=1)
+    assert torch.equal(first, again[0]) and torch.equal(second, again[1])
+    with pytest.raises(ValueError, match="fewer neighbours than texts"):
+        silver_couples(vectors, neighbours=6, random_couples=0)
+    with pytest.raises(ValueError, match="at least one couple"):
+        silver_couples(vectors, neighbours=0, random_couples=0)
+
+
+def test_on_scale_of_keeps_the_order_and_takes_the_reference_values():
+    assert on_scale_of([0.1, 0.9, 0.5], [0.0, 5.0, 1.0]) == [0.0, 5.0, 1.0]
+    assert on_scale_of([0.3, 0.2, 0.1, 0.0], [0.0, 5.0]) == pytest.approx([5.0, 10 / 3, 5 / 3, 0.0])
+    assert on_scale_of([1.0, 0.0, 1.0], [0.0, 2.0, 4.0]) == [3.0, 0.0, 3.0]       # ties share a score
+    with pytest.raises(ValueError, match="needs values and reference"):
+        on_scale_of([], [1.0])
