@@ -50,15 +50,11 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
         raise ValueError(f"steps={steps}, lr={lr}, anchor_weight={anchor_weight}: need steps >= 1, lr > 0 and "
                          f"anchor_weight >= 0")
     model = copy.deepcopy(encoder)
+    start = copy.deepcopy(encoder.vit).eval().requires_grad_(False)
     device = next(model.parameters()).device
     use_bf16 = resolve_precision(precision, device) == "bf16"
-    # Each distinct sentence is rendered once and its anchor (the starting model's vector) computed once.
-    texts = list(dict.fromkeys([*sentence1, *sentence2]))
-    index = {text: i for i, text in enumerate(texts)}
-    rendered = model.renderer.render_batch(texts)
-    anchors = F.normalize(encoder.embed_rendered(rendered, precision=precision).float(), dim=-1)
-    first = torch.tensor([index[s] for s in sentence1])
-    second = torch.tensor([index[s] for s in sentence2])
+    first = model.renderer.render_batch(list(sentence1))
+    second = model.renderer.render_batch(list(sentence2))
     target = torch.as_tensor(list(scores), dtype=torch.float32, device=device)
 
     generator = torch.Generator().manual_seed(seed)
@@ -68,16 +64,18 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
     for _ in tqdm(range(steps), desc="graded pairs", unit="step", disable=not show_progress_bar):
         if position + batch_size > len(order):          # a new epoch, newly shuffled
             order, position = torch.randperm(len(target), generator=generator), 0
-        rows = order[position:position + batch_size]
+        rows = order[position:position + batch_size].tolist()
         position += batch_size
-        ids = torch.cat([first[rows], second[rows]])
-        pixels, mask = (t.to(device) for t in collate([rendered[i] for i in ids.tolist()]))
+        pixels, mask = (t.to(device) for t in collate([first[i] for i in rows] + [second[i] for i in rows]))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             vectors = model.vit(pixels, mask)
+            with torch.no_grad():
+                anchors = start(pixels, mask)
         vectors = F.normalize(vectors.float(), dim=-1)
+        anchors = F.normalize(anchors.float(), dim=-1)
         a, b = vectors[:batch_size], vectors[batch_size:]
-        loss = cosent_loss((a * b).sum(-1), target[rows.to(device)], scale)
-        loss = loss + anchor_weight * (1 - (vectors * anchors[ids.to(device)]).sum(-1)).mean()
+        loss = cosent_loss((a * b).sum(-1), target[rows], scale)
+        loss = loss + anchor_weight * (1 - (vectors * anchors).sum(-1)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
