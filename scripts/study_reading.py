@@ -186,11 +186,6 @@ def cosine_matrix(a, b):
     return a @ b.T
 
 
-def read_pairs(path) -> list[list[str]]:
-    """The (en, xx) rows of one of the recipe's en-xx.tsv files, header dropped."""
-    return [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
-
-
 def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
     """How well each model learned the lexicon it trained on, per language (issue 20: why Arabic reads
     below word matching). Per language, its n most frequent corpus words (all in the recipe's lexicon),
@@ -213,7 +208,7 @@ def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
     known = set(lexicon)
     coverage = {}
     for lang, path in zip(recipe.MORE_LANGUAGES, files["held_out"]):
-        rows = read_pairs(path)
+        rows = recipe.read_pairs(path)
         for side, key in ((0, "en"), (1, lang)):
             tokens = [w for r in rows for w in r[side].split(" ") if w]
             coverage[f"{key} lexicon coverage" if side else f"en (of en-{lang}) lexicon coverage"] = \
@@ -310,7 +305,7 @@ def score_dev(models: list[str], visual: bool = False, scripts: bool = False, co
                 image = PerturbedPixelEncoder(encoder.model, kind, level, seed=0)
                 out[f"en {kind} {level:g}"] = evaluate_sts(image, en.sentence1, en.sentence2, en.score)["spearman"]
         if scripts:
-            from pixelrep.train.configs.default import MORE_LANGUAGES, data_files
+            from pixelrep.train.configs.default import MORE_LANGUAGES, data_files, read_pairs
 
             for lang in DEV_SCRIPT_LANGUAGES:
                 other = load_sts_file(data_path(f"sts/stsb/{lang}/dev.jsonl"))

@@ -165,3 +165,57 @@ def test_the_bundle_removes_the_common_directions_the_recipe_declares():
     # Then the graded fine-tune the recipe declares (it moves the weights, not the removal's buffers).
     assert f"{recipe.GRADED_STEPS} steps" in bundle.metadata["graded_pairs"]
     assert recipe.GRADED_PAIRS in bundle.metadata["graded_pairs"]
+
+
+def test_translation_silver_pairs_grade_english_against_translations(tmp_path, monkeypatch):
+    """Each English sentence meets its own translation at the top score and its neighbours' translations at
+    the teacher's cosine of the English sides, both ways round, on the gold scores' scale."""
+    import pixelrep.teachers
+
+    english = ["a cat sleeps", "a cat naps", "the market fell", "stocks dropped"]
+    german = ["eine Katze schläft", "eine Katze döst", "der Markt fiel", "Aktien fielen"]
+    (tmp_path / "en-de.tsv").write_text("en\tde\n" + "".join(f"{e}\t{d}\n" for e, d in zip(english, german)),
+                                        encoding="utf-8")
+    (tmp_path / "en-ar.tsv").write_text("en\tar\n", encoding="utf-8")
+    monkeypatch.setattr(recipe, "data_files", lambda: {"parallel": (str(tmp_path / "en-de.tsv"),),
+                                                       "parallel_more": (str(tmp_path / "en-ar.tsv"),)})
+    monkeypatch.setattr(recipe, "graded_pairs", lambda: ([], [], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]))
+    # Two topics: the cats close to each other, the markets close to each other, the topics apart.
+    vectors = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1], [1.0, 0.2], [0.1, 1.0], [0.2, 1.0]]), dim=-1)
+
+    class Teacher:
+        def sentence_embeddings(self, texts, show_progress_bar=False):
+            return vectors[[english.index(t) for t in texts]]
+
+    monkeypatch.setattr(pixelrep.teachers, "load_teacher", lambda name, cache_dir=None: Teacher())
+    s1, s2, scores = recipe.translation_silver_pairs(per_language=3, neighbours=1, random_couples=0)
+    pairs = dict(zip(zip(s1, s2), scores))
+    assert set(s1) <= set(english[:3]) and set(s2) <= set(german[:3])          # the first 3 pairs of each file
+    assert pairs[("a cat sleeps", "eine Katze schläft")] == pairs[("a cat naps", "eine Katze döst")] == max(scores)
+    assert pairs[("a cat sleeps", "eine Katze döst")] == pairs[("a cat naps", "eine Katze schläft")]  # both ways
+    # The market's nearest English sentence is the closer cat: a far couple, graded low.
+    far = pairs[("a cat naps", "der Markt fiel")]
+    assert far == pairs[("the market fell", "eine Katze döst")]
+    assert 0.0 <= min(scores) == far < pairs[("a cat sleeps", "eine Katze döst")] < max(scores) <= 5.0
+    assert len(scores) == 3 + 2 * 2                                # own translations, then 2 couples both ways
+
+
+def test_silver_pairs_leave_the_gold_couples_out_and_share_their_scale(monkeypatch):
+    import pixelrep.teachers
+
+    first = ["a cat sleeps", "the market fell"]
+    second = ["a cat naps", "stocks dropped"]
+    monkeypatch.setattr(recipe, "graded_pairs", lambda: (first, second, [4.0, 3.0]))
+    texts = sorted(first + second)
+    vectors = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1], [1.0, 0.2], [0.2, 1.0], [0.1, 1.0]]), dim=-1)
+
+    class Teacher:
+        def sentence_embeddings(self, batch, show_progress_bar=False):
+            assert batch == texts
+            return vectors
+
+    monkeypatch.setattr(pixelrep.teachers, "load_teacher", lambda name, cache_dir=None: Teacher())
+    s1, s2, scores = recipe.silver_pairs(neighbours=2, random_couples=0)
+    couples = {frozenset(pair) for pair in zip(s1, s2)}
+    assert couples and not couples & {frozenset(pair) for pair in zip(first, second)}
+    assert all(3.0 <= s <= 4.0 for s in scores)

@@ -89,11 +89,15 @@ def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path
 
     pairs = (texts + texts[:24], texts[1:] + texts[:25], [float(i % 6) for i in range(64)])
     monkeypatch.setattr(recipe, "graded_pairs", lambda: pairs)
+    across = ([f"text {i}" for i in range(8)], [f"Text {i} übersetzt" for i in range(8)], [float(i % 6) for i in range(8)])
+    monkeypatch.setattr(recipe, "translation_silver_pairs", lambda per_language: across)
+    monkeypatch.setattr(recipe, "GRADED_TRANSLATIONS", 4)
     monkeypatch.setattr(recipe, "GRADED_STEPS", 2)
     monkeypatch.setattr(recipe, "GRADED_LR", 1e-3)
     recipe.export(str(run), str(tmp_path / "graded"))
     graded = PixelEncoder.from_pretrained(tmp_path / "graded")
     assert "2 steps" in graded.metadata["graded_pairs"] and "CoSENT" in graded.metadata["description"]
+    assert "8 pairs across languages from the first 4 translation pairs" in graded.metadata["graded_pairs"]
     assert not np.allclose(graded.encode(texts, normalize=False, precision="fp32"), vectors, atol=1e-3)
     with pytest.raises(ValueError, match="graded pairs.*--git-revision"):
         _script("unfold_default").unfold(str(tmp_path / "graded"), str(tmp_path / "unfolded-graded"))
