@@ -30,6 +30,25 @@ def start(run_model: str, out: str) -> None:
     encoder.save_pretrained(out)
 
 
+def held_out_rows(total: int, count: int) -> set[int]:
+    """`count` rows evenly spread over `total` (STS-B's rows come in genre blocks)."""
+    return {int((k + 0.5) * total / count) for k in range(count)}
+
+
+def held_out(models: list[str], count: int) -> None:
+    """Spearman x100 on `count` of STS-B en train's pairs (held_out_rows), for arms trained with --hold-out
+    count: a second selection set beside STS-B dev, from train's own mix of genres."""
+    from pixelrep.eval.models import load_model
+    from pixelrep.eval.sts import evaluate_sts
+    from pixelrep.train.configs import default as recipe
+
+    gold = list(zip(*recipe.graded_pairs()))
+    s1, s2, scores = zip(*[gold[i] for i in sorted(held_out_rows(len(gold), count))])
+    for name in models:
+        score = evaluate_sts(load_model(name)[0], list(s1), list(s2), list(scores))["spearman"]
+        print(json.dumps({"model": name, f"train held-out {count}": round(score, 1)}), flush=True)
+
+
 def language_directions(start_model: str, per_language: int = 1500) -> None:
     """Project out the top principal directions of translation differences (vector of the translation less
     vector of its English side, unit vectors, the first `per_language` training pairs of each language) and
@@ -91,13 +110,20 @@ def main() -> None:
     a.add_argument("--lr", type=float, default=2e-5)
     a.add_argument("--anchor", type=float, default=100.0)
     a.add_argument("--seed", type=int, default=0, help="the fine-tune's seed (batch order)")
+    a.add_argument("--hold-out", type=int, default=0, help="leave N of STS-B en train's gold pairs out (see held-out)")
     a.add_argument("--teacher", default="e5")
     a.add_argument("--both-translated", action="store_true", help="translation couples also with both sides translated")
     a.add_argument("--neighbours", type=int, default=4, help="silver couples per sentence from its nearest neighbours")
     a.add_argument("--random", type=int, default=1, help="silver couples per sentence with a random other one")
+    h = sub.add_parser("held-out")
+    h.add_argument("models", nargs="+")
+    h.add_argument("--hold-out", type=int, default=1000)
     d = sub.add_parser("language-directions")
     d.add_argument("start")
     args = parser.parse_args()
+    if args.command == "held-out":
+        held_out(args.models, args.hold_out)
+        return
     if args.command == "language-directions":
         language_directions(args.start)
         return
@@ -109,7 +135,9 @@ def main() -> None:
     from pixelrep.train.configs import default as recipe
     from pixelrep.train.graded import finetune_graded
 
-    s1, s2, scores = (list(x) for x in recipe.graded_pairs())
+    gold = list(zip(*recipe.graded_pairs()))
+    held = held_out_rows(len(gold), args.hold_out)
+    s1, s2, scores = (list(x) for x in zip(*[row for i, row in enumerate(gold) if i not in held]))
     pairs = ([], [], [])
     if args.pairs in ("gold", "both"):
         pairs = (s1, s2, scores)
