@@ -101,3 +101,12 @@ def test_export_removes_common_directions_and_unfold_gives_the_run_back(tmp_path
     assert not np.allclose(graded.encode(texts, normalize=False, precision="fp32"), vectors, atol=1e-3)
     with pytest.raises(ValueError, match="graded pairs.*--git-revision"):
         _script("unfold_default").unfold(str(tmp_path / "graded"), str(tmp_path / "unfolded-graded"))
+
+
+def test_held_out_rows_spread_over_the_whole_file():
+    """study_graded's second selection set: STS-B's rows come in genre blocks, so the held-out rows must
+    reach from the first block to the last, each row once."""
+    rows = _script("study_graded").held_out_rows(5749, 1000)
+    assert len(rows) == 1000 and min(rows) < 6 and max(rows) > 5740
+    gaps = sorted(b - a for a, b in zip(sorted(rows), sorted(rows)[1:]))
+    assert gaps[0] >= 5 and gaps[-1] <= 6
