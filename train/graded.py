@@ -113,8 +113,8 @@ def silver_couples(vectors: torch.Tensor, *, neighbours: int, random_couples: in
 
 def on_scale_of(values: Sequence[float], reference: Sequence[float]) -> list[float]:
     """`values` mapped by rank onto the distribution of `reference` (value of rank r -> reference's quantile
-    r / (n - 1); equal values share their mean rank): teacher cosines put on the gold scores' scale, so that CoSENT compares gold and silver
-    pairs of one batch as the gold annotators would have spread them."""
+    r / (n - 1); equal values share their mean rank): teacher cosines put on the gold scores' scale, so
+    that CoSENT compares gold and silver pairs of one batch as the gold annotators would have spread them."""
     values = torch.as_tensor(list(values), dtype=torch.float64)
     if len(values) == 0 or len(reference) == 0:
         raise ValueError(f"on_scale_of needs values and reference, got {len(values)} and {len(reference)}")

@@ -77,6 +77,8 @@ DEV_MIX_PARTS = {"en": slice(0, DEV_EN_ROWS), "en-X": slice(DEV_EN_ROWS, None)}
 # strip costs, and longer texts teach the teacher's meaning no better.
 MAX_CHARS = 120
 DERIVED = Path(os.environ.get("PIXELREP_RUNS", "runs")) / "default-data"
+# Teacher vectors, cached by text hash (pixelrep.teachers.cache): the trainer's and the graded pairs' teachers.
+TEACHER_CACHE = DERIVED.parent / "teacher-cache"
 
 # A sentence ends at . ! ? (or their CJK forms) followed by space/end and, in spaced scripts, a capital.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\sa-z])|(?<=[。！？])")
@@ -218,7 +220,7 @@ def get_config() -> StageConfig:
         # pixels and pulled STS-B dev below zero in a first run; the teacher's meaning is the signal here.
         contrastive_weight=0.0,
         align=AlignConfig(teacher="use-m3", token_weight=0.0, sentence_weight=1.0, sentence_loss="infonce",
-                          cross_weight=0.2, projector="linear", cache_dir=str(DERIVED.parent / "teacher-cache")),
+                          cross_weight=0.2, projector="linear", cache_dir=str(TEACHER_CACHE)),
         # 1,000 steps (30 min on one CPU thread): the first phase of the bundled model's LINEAGE.
         optim=OptimConfig(lr=5e-4, weight_decay=0.01, warmup_steps=100, schedule="cosine", max_steps=1000,
                           batch_size=64),
@@ -344,13 +346,13 @@ def graded_pairs():
 def silver_pairs(teacher: str = "e5", neighbours: int = 4, random_couples: int = 1, seed: int = 0):
     """New couples of STS-B en train's sentences scored by `teacher`'s cosine ("Augmented SBERT", Thakur et al.
     2021; train/graded.py's silver_couples), the gold pairs left out, their cosines put on the gold scores'
-    scale (on_scale_of), as sentence1, sentence2, score. Teacher vectors are cached under runs/teacher-cache."""
+    scale (on_scale_of), as sentence1, sentence2, score. Teacher vectors are cached in TEACHER_CACHE."""
     from pixelrep.teachers import load_teacher
     from pixelrep.train.graded import on_scale_of, silver_couples
 
     s1, s2, gold = graded_pairs()
     texts = sorted(set(s1) | set(s2))
-    vectors = load_teacher(teacher, cache_dir=DERIVED.parent / "teacher-cache").sentence_embeddings(
+    vectors = load_teacher(teacher, cache_dir=TEACHER_CACHE).sentence_embeddings(
         texts, show_progress_bar=True)
     first, second, cosines = silver_couples(vectors, neighbours=neighbours, random_couples=random_couples, seed=seed)
     gold_couples = {frozenset(pair) for pair in zip(s1, s2)}
@@ -375,7 +377,7 @@ def translation_silver_pairs(per_language: int = 150, teacher: str = "use-m3", n
     files = data_files()
     rows = [row for path in files["parallel"] + files["parallel_more"] for row in read_pairs(path)[:per_language]]
     english, other = [r[0] for r in rows], [r[1] for r in rows]
-    vectors = load_teacher(teacher, cache_dir=DERIVED.parent / "teacher-cache").sentence_embeddings(
+    vectors = load_teacher(teacher, cache_dir=TEACHER_CACHE).sentence_embeddings(
         english, show_progress_bar=True)
     first, second, cosines = silver_couples(vectors, neighbours=neighbours, random_couples=random_couples, seed=seed)
     first, second = first.tolist(), second.tolist()
