@@ -142,6 +142,18 @@ class PixelEncoder(nn.Module):
         self.render_config = dataclasses.replace(self.render_config, max_patches=value)
         self.renderer = Renderer(self.render_config)
 
+    @property
+    def segment_words(self) -> str:
+        """How English text is re-spaced before rendering: "en" puts the spaces back where words run
+        together or fall apart (pixelrep.render.segment; the bundled default's setting), "" renders the
+        text as written. Stored in the render config, so save_pretrained keeps it."""
+        return self.render_config.segment_words
+
+    @segment_words.setter
+    def segment_words(self, value: str) -> None:
+        self.render_config = dataclasses.replace(self.render_config, segment_words=value)   # validates
+        self.renderer = Renderer(self.render_config)
+
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings [B, embedding_dim] (not normalised) for a collated batch."""
         return self.vit(pixels, patch_mask)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixelrep.render.segment import SEGMENTERS
+
 MAX_PATCHES_LIMIT = 529  # PIXEL's 23x23 grid: the longest sequence a PIXEL checkpoint has positions for.
 
 
@@ -26,6 +28,9 @@ class RenderConfig:
     # wherever it stands and a typo changes only the tokens of the word it hits. Runs of scripts
     # written without spaces (Chinese, Japanese, Thai, ...) are cut into chunks of a few characters.
     word_align: int = 0
+    # "en": before layout, English text is re-spaced where words run together ("aman" -> "a man") or
+    # fall apart ("gui tar" -> "guitar"), with a bundled word list (pixelrep.render.segment); "": as written.
+    segment_words: str = ""
 
     def __post_init__(self):
         if not 4 <= self.patch_size <= 64:
@@ -37,6 +42,9 @@ class RenderConfig:
         if self.word_align < 0 or self.word_align >= self.max_patches:
             raise ValueError(f"RenderConfig.word_align={self.word_align}: use 0 (continuous text) or a "
                              f"number of patches per word cell below max_patches={self.max_patches}")
+        if self.segment_words not in ("",) + SEGMENTERS:
+            raise ValueError(f"RenderConfig.segment_words={self.segment_words!r}: use '' (text as written) or one "
+                             f"of {SEGMENTERS} (a bundled word list)")
         object.__setattr__(self, "fonts", tuple(self.fonts))
 
     def to_dict(self) -> dict:

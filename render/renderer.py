@@ -6,7 +6,9 @@ How a text becomes pixels:
    separator -> " "; NUL and the other control characters (Cc) and invisible format characters (Cf:
    soft hyphen, zero-width space, BOM, bidi marks and embeddings) are removed, except ZWJ/ZWNJ,
    which steer shaping. Only the first `max_chars` characters are looked at further (one per pixel
-   of the canvas), so a 100k-character text costs no more than a full line.
+   of the canvas), so a 100k-character text costs no more than a full line. With
+   RenderConfig.segment_words, English text is then re-spaced where words run together or fall
+   apart (pixelrep.render.segment).
 2. Choose a font per character: the first font of the stack that has it; combining marks and
    ZWJ/ZWNJ/variation selectors stay with their base character's font. A character no font has
    (emoji, lone surrogates, unassigned code points) is drawn as a hollow box, counted in
@@ -38,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixelrep.render.config import Rendered, RenderConfig
+from pixelrep.render.segment import load_segmenter
 from pixelrep.render.fonts import (NO_FONT, ShapingUnavailableError, load_stack, raqm_available,
                                    shaping_unavailable_message)
 
@@ -320,6 +323,7 @@ class Renderer:
         self._cell = c.word_align * ps
         self._chunk_chars = max(1, int((self._cell - LEFT_PAD) // c.font_size))
         self._cells: dict[str, tuple] = {}      # word -> (column-major box of whole cells, width, missing)
+        self._segment = load_segmenter(c.segment_words) if c.segment_words else None
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -329,6 +333,8 @@ class Renderer:
             raise TypeError(f"render() takes a str, got {type(text).__name__}; convert it with str() first")
         raw_limit = 2 * self.max_chars  # cleaning removes characters: look a little further
         head = clean_text(text[:raw_limit])
+        if self._segment is not None:
+            head = self._segment(head)
         if len(head) > self.max_chars:
             text, truncated = head[:self.max_chars], True
         else:  # rare: a long text that is mostly removed characters

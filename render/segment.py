@@ -1,0 +1,162 @@
+"""Re-spacing English text before word-aligned layout: words run together or broken apart.
+
+Word-aligned rendering draws each space-separated word in cells of its own, so where the spaces fall
+decides what the model sees: "aman" is one cell whose letters stand at offsets the model never saw for
+"a" and "man", where a subword tokenizer recovers both words by construction (docs/study.md, sections
+11 and 18). `WordSegmenter` puts the spaces back where an English reader would: it rewrites the
+spacing of a stretch of letters as the cheapest sequence of words under a unigram model of the word
+list `words/en.txt.gz` (a word of rank r costs log(r * log N), Zipf's law), where
+
+- keeping a word as the text spaces it costs the word's own cost, or, for a word the list does not
+  know, `unknown_cost + unknown_per_char` per letter (so names and typos stay whole);
+- cutting a word costs `split_cost` per piece, and a piece must be a common word (among the first
+  `pieces` of the list, 3 letters or more unless among its first `short_words`, not an ending or a
+  single letter other than "a");
+- removing a space costs `join_cost`.
+
+Only suspects are looked at, with a joinable word either side: letter runs the list does not know,
+knows only as rare (rank `pieces` or more), short ones (3 letters or fewer) outside its first
+`short_words`, and single letters other than "a". Everything else stays as written: only ASCII letter
+runs are touched (not digits, apostrophes or other scripts), acronyms (all capitals) are kept, and a
+text is touched only if a unigram model of the list's common words explains its letter runs at least
+as well as the model of any gate language does (`words/gate-*.txt.gz`: de es fr it nl pl pt tr), so
+"tocando" in a Spanish sentence is never cut into "to can do". The lists are built from ../shared/data
+by scripts/build_wordlists.py.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import math
+import re
+from importlib import resources
+
+SEGMENTERS = ("en",)   # values of RenderConfig.segment_words besides "" (off)
+GATE_LANGUAGES = ("de", "es", "fr", "it", "nl", "pl", "pt", "tr")
+# never a piece of a cut word: endings, and single letters other than "a" (a cut "Messi" -> "Mess i")
+NOT_PIECES = frozenset({"ing", "ed", "es", "er", "ers", "ly", "ion", "ions", "ness", "ment", "est", "ies"}) | \
+    frozenset("bcdefghijklmnopqrstuvwxyz")
+_EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)    # leading punctuation, the word, trailing punctuation
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")
+
+
+def read_words(name: str) -> list[str]:
+    """A bundled word list (render/words/NAME.txt.gz), most frequent first."""
+    data = (resources.files("pixelrep.render") / "words" / f"{name}.txt.gz").read_bytes()
+    return gzip.decompress(data).decode("utf-8").split()
+
+
+@functools.lru_cache(maxsize=None)
+def load_segmenter(name: str) -> "WordSegmenter":
+    """The bundled segmenter `name` (one of SEGMENTERS), built once per process."""
+    if name not in SEGMENTERS:
+        raise ValueError(f"segment_words={name!r}: use '' (off) or one of {SEGMENTERS}")
+    return WordSegmenter(read_words(name), {lang: read_words(f"gate-{lang}") for lang in GATE_LANGUAGES})
+
+
+class WordSegmenter:
+    """Puts the spaces of an English text where its words are (see the module docstring).
+
+    words: the language's words, lower case, most frequent first; gates: other languages' words, most
+    frequent first, whose texts are kept as written. `segmenter(text)` returns the text re-spaced.
+    """
+
+    def __init__(self, words: list[str], gates: dict[str, list[str]] | None = None, *, pieces: int = 40_000,
+                 short_words: int = 150, common_words: int = 5_000, split_cost: float = 2.0,
+                 join_cost: float = 5.0, unknown_per_char: float = 2.0, max_piece: int = 20):
+        if not words:
+            raise ValueError("WordSegmenter needs a non-empty word list")
+        log_n = math.log(len(words))
+        self.rank = {w: r for r, w in enumerate(words)}
+        self.cost = {w: math.log((r + 1) * log_n) for w, r in self.rank.items()}
+        self.piece_cost = {w: self.cost[w] + split_cost for w in words[:pieces]
+                           if (len(w) >= 3 or self.rank[w] < short_words) and w not in NOT_PIECES and len(w) <= max_piece}
+        self.unknown_cost, self.unknown_per_char = math.log(len(words) * log_n), unknown_per_char
+        self.join_cost, self.max_piece = join_cost, max_piece
+        self.pieces, self.short_words = pieces, short_words
+        # Which language a text is in: a unigram model per language over its `common_words` most
+        # frequent words, a word of rank r costing log(r + 1) and any other word the same
+        # log(4 * common_words) in every language (a run of merged words is evidence for none).
+        self.unseen_cost = math.log(4 * common_words)
+        self.language_costs = {lang: {w: math.log(r + 1) for r, w in enumerate(ranked[:common_words])}
+                               for lang, ranked in {"": words, **(gates or {})}.items()}
+
+    def __call__(self, text: str) -> str:
+        tokens = text.split(" ")
+        parts = [_EDGES.match(t).groups() for t in tokens]
+        eligible = [bool(core) and core.isascii() and core.isalpha() and not (len(core) > 1 and core.isupper())
+                    for _, core, _ in parts]
+        suspects = [e and self._suspect(parts[i][1]) for i, e in enumerate(eligible)]
+        if not any(suspects) or not self.is_its_language(text):
+            return text
+        out, i = [], 0
+        while i < len(tokens):
+            if not suspects[i]:
+                out.append(tokens[i])
+                i += 1
+                continue
+            # a window: the suspect, the suspects right after it, and one more joinable word either side
+            start = i - 1 if out and self._joinable(parts, eligible, i - 1, i) else i
+            end = i
+            while end + 1 < len(tokens) and self._joinable(parts, eligible, end, end + 1) and \
+                    (suspects[end] or suspects[end + 1]):
+                end += 1
+            if start < i:
+                out.pop()
+            words = self._segment([parts[k][1] for k in range(start, end + 1)])
+            out.append(parts[start][0] + " ".join(words) + parts[end][2])
+            i = end + 1
+        return " ".join(out)
+
+    def is_its_language(self, text: str) -> bool:
+        """Whether the text's words cost no more under this list's unigram model than under any gate
+        language's (see __init__)."""
+        words = [w.lower() for w in _LETTER_RUNS.findall(text)]
+        costs = {lang: sum(table.get(w, self.unseen_cost) for w in words) for lang, table in self.language_costs.items()}
+        return costs[""] <= min(costs.values())
+
+    def _suspect(self, core: str) -> bool:
+        low = core.lower()
+        rank = self.rank.get(low)
+        return (rank is None or rank >= self.pieces or (len(low) <= 3 and rank >= self.short_words)
+                or (len(low) == 1 and low != "a"))
+
+    @staticmethod
+    def _joinable(parts, eligible, left: int, right: int) -> bool:
+        """Two neighbouring tokens whose letters touch across one space (no punctuation between)."""
+        return eligible[left] and eligible[right] and not parts[left][2] and not parts[right][0]
+
+    def _segment(self, cores: list[str]) -> list[str]:
+        """The cheapest words for the letters of `cores` (neighbouring tokens), in their own case."""
+        text = "".join(cores)
+        low, n = text.lower(), len(text)
+        starts = [0]
+        for core in cores:
+            starts.append(starts[-1] + len(core))
+        as_written = {(starts[k], starts[k + 1]) for k in range(len(cores))}
+        inner = set(starts[1:-1])
+        spaces = [0] * (n + 1)          # spaces[k]: the text's spaces at letter positions 1..k
+        for k in range(1, n + 1):
+            spaces[k] = spaces[k - 1] + (k in inner)
+        longest = max(self.max_piece, max(map(len, cores)))
+        best, back = [0.0] + [math.inf] * n, [0] * (n + 1)
+        for i in range(1, n + 1):
+            for j in range(max(0, i - longest), i):
+                if best[j] == math.inf:
+                    continue
+                word = low[j:i]
+                if (j, i) in as_written:
+                    cost = self.cost.get(word, self.unknown_cost + self.unknown_per_char * len(word))
+                else:
+                    cost = self.piece_cost.get(word)
+                    if cost is None:
+                        continue
+                    cost += self.join_cost * (spaces[i - 1] - spaces[j])   # spaces removed inside the word
+                if best[j] + cost < best[i]:
+                    best[i], back[i] = best[j] + cost, j
+        cuts, i = [], n
+        while i > 0:
+            cuts.append(i)
+            i = back[i]
+        bounds = [0] + cuts[::-1]
+        return [text[a:b] for a, b in zip(bounds, bounds[1:])]
