@@ -139,8 +139,13 @@ class PixelEncoder(nn.Module):
         limit = self.model_config.max_patches
         if not isinstance(value, int) or not 2 <= value <= limit:
             raise ValueError(f"max_seq_length={value!r}: use an int in 2..{limit}, the patches this model has positions for")
-        self.render_config = dataclasses.replace(self.render_config, max_patches=value)
-        self.renderer = Renderer(self.render_config)
+        self.set_render_config(max_patches=value)
+
+    def set_render_config(self, **changes) -> None:
+        """Render from now on with these RenderConfig fields changed (validated first, so a bad value
+        changes nothing), e.g. segment_words="" or chunk_chars=0; save_pretrained keeps them."""
+        config = dataclasses.replace(self.render_config, **changes)
+        self.render_config, self.renderer = config, Renderer(config)
 
     @property
     def segment_words(self) -> str:
@@ -151,8 +156,7 @@ class PixelEncoder(nn.Module):
 
     @segment_words.setter
     def segment_words(self, value: str) -> None:
-        self.render_config = dataclasses.replace(self.render_config, segment_words=value)   # validates
-        self.renderer = Renderer(self.render_config)
+        self.set_render_config(segment_words=value)
 
     def forward(self, pixels: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings [B, embedding_dim] (not normalised) for a collated batch."""

@@ -31,6 +31,11 @@ class RenderConfig:
     # "en": before layout, English text is re-spaced where words run together ("aman" -> "a man") or
     # fall apart ("gui tar" -> "guitar"), with a bundled word list (pixelrep.render.segment); "": as written.
     segment_words: str = ""
+    # Word-aligned layout, scripts written without spaces: 0 cuts a space-free word holding them into
+    # chunks of as many characters as fit a cell (3 at 16 px patches, 13 px text, 3-patch cells); k > 0
+    # cuts each run of them into chunks of k and keeps the word's other characters whole, so with 1 a
+    # Chinese or Japanese character gives the same token pixels wherever it stands.
+    chunk_chars: int = 0
 
     def __post_init__(self):
         if not 4 <= self.patch_size <= 64:
@@ -42,6 +47,9 @@ class RenderConfig:
         if self.word_align < 0 or self.word_align >= self.max_patches:
             raise ValueError(f"RenderConfig.word_align={self.word_align}: use 0 (continuous text) or a "
                              f"number of patches per word cell below max_patches={self.max_patches}")
+        if not 0 <= self.chunk_chars <= 64:
+            raise ValueError(f"RenderConfig.chunk_chars={self.chunk_chars}: use 0 (as many as fit a cell) or "
+                             f"1..64 characters per chunk")
         if self.segment_words not in ("",) + SEGMENTERS:
             raise ValueError(f"RenderConfig.segment_words={self.segment_words!r}: use '' (text as written) or one "
                              f"of {SEGMENTERS} (a bundled word list)")

@@ -78,6 +78,8 @@ _IGNORABLE = frozenset(chr(c) for c in [0x034F, 0x200C, 0x200D, *range(0x180B, 0
 # ideographs, full-width forms): word-aligned rendering cuts their runs into chunks of a few characters.
 _UNSPACED_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x2E80, 0x2FDF), (0x3000, 0x31FF),
                     (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF), (0x20000, 0x3FFFF))
+# With RenderConfig.chunk_chars set, the full-width forms of ASCII (U+FF01-FF5E: "ｈ") stay with their word.
+_CHUNKED_RANGES = tuple(r for r in _UNSPACED_RANGES if r != (0xFF00, 0xFFEF)) + ((0xFF00, 0xFF00), (0xFF5F, 0xFFEF))
 _RTL_CLASSES = frozenset({"R", "AL", "AN"})
 _DONE, _BAKE, _NEEDS_BIDI = 0, 1, 2  # word entry states (see Renderer)
 
@@ -93,6 +95,7 @@ _COMPLEX = _range_table(_COMPLEX_RANGES)
 _CLUSTERED = _range_table(_CLUSTERED_RANGES)
 _ARABIC = _range_table(_ARABIC_RANGES)
 _UNSPACED = _range_table(_UNSPACED_RANGES)
+_CHUNKED = _range_table(_CHUNKED_RANGES)
 
 
 class _CleanTable(dict):
@@ -321,7 +324,8 @@ class Renderer:
         # Word-aligned layout: cells of word_align patches; chunks of unspaced scripts hold as many
         # characters as fit a cell at the usual full width (one em = font_size pixels).
         self._cell = c.word_align * ps
-        self._chunk_chars = max(1, int((self._cell - LEFT_PAD) // c.font_size))
+        self._chunk_chars = c.chunk_chars or max(1, int((self._cell - LEFT_PAD) // c.font_size))
+        self._chunk_runs = c.chunk_chars > 0    # chunk only the unspaced runs (see RenderConfig.chunk_chars)
         self._cells: dict[str, tuple] = {}      # word -> (column-major box of whole cells, width, missing)
         self._segment = load_segmenter(c.segment_words) if c.segment_words else None
 
@@ -422,7 +426,7 @@ class Renderer:
         for w in text.split(" "):
             if not w:
                 continue
-            for piece in self._chunks(w) if len(w) > self._chunk_chars else (w,):
+            for piece in self._chunks(w) if len(w) > self._chunk_chars or self._chunk_runs else (w,):
                 if x >= limit:   # the canvas is full and text remains
                     return self._finish(boxes, x, [], missing, True, words)
                 e = self._cells.get(piece) or self._word_cells(piece)
@@ -435,12 +439,32 @@ class Renderer:
 
     def _chunks(self, w: str) -> list[str]:
         """A space-free word as cell-sized units: whole, or cut into chunks of _chunk_chars clusters
-        where it holds characters of a script written without spaces."""
-        if not any(_UNSPACED[ord(ch)] for ch in w):
-            return [w]
+        where it holds characters of a script written without spaces (the whole word, or with
+        RenderConfig.chunk_chars set, only its unspaced runs: its other characters stay together)."""
         n = self._chunk_chars
-        clusters = _clusters(w)
-        return ["".join(clusters[i:i + n]) for i in range(0, len(clusters), n)]
+        if not self._chunk_runs:
+            if not any(_UNSPACED[ord(ch)] for ch in w):
+                return [w]
+            clusters = _clusters(w)
+            return ["".join(clusters[i:i + n]) for i in range(0, len(clusters), n)]
+        if not any(_CHUNKED[ord(ch)] for ch in w):
+            return [w]
+        pieces, spaced, unspaced = [], "", []
+        for cluster in _clusters(w):
+            if _CHUNKED[ord(cluster[0])]:
+                if spaced:
+                    pieces.append(spaced)
+                    spaced = ""
+                unspaced.append(cluster)
+                if len(unspaced) == n:
+                    pieces.append("".join(unspaced))
+                    unspaced = []
+            else:
+                if unspaced:
+                    pieces.append("".join(unspaced))
+                    unspaced = []
+                spaced += cluster
+        return pieces + ["".join(unspaced)] * bool(unspaced) + [spaced] * bool(spaced)
 
     def _word_cells(self, w: str) -> tuple:
         """(column-major box of whole cells, width in pixels, missing chars) of one word drawn alone."""

@@ -38,6 +38,9 @@ NOT_PIECES = frozenset({"ing", "ed", "es", "er", "ers", "ly", "ion", "ions", "ne
     frozenset("bcdefghijklmnopqrstuvwxyz")
 _EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)    # leading punctuation, the word, trailing punctuation
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
+# ZWJ / ZWNJ, which the renderer keeps for shaping, draw nothing beside Latin letters: they must not
+# change where the spaces go either (the visual suite's zero-width kind leaves the pixels as they were).
+_LATIN_JOINERS = re.compile(r"(?<=[A-Za-z])[\u200c\u200d]+|[\u200c\u200d]+(?=[A-Za-z])")
 
 
 def read_words(name: str) -> list[str]:
@@ -82,6 +85,8 @@ class WordSegmenter:
                                for lang, ranked in {"": words, **(gates or {})}.items()}
 
     def __call__(self, text: str) -> str:
+        if "\u200c" in text or "\u200d" in text:
+            text = _LATIN_JOINERS.sub("", text)
         tokens = text.split(" ")
         parts = [_EDGES.match(t).groups() for t in tokens]
         eligible = [bool(core) and core.isascii() and core.isalpha() and not (len(core) > 1 and core.isupper())

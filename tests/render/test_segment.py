@@ -35,6 +35,13 @@ def test_tiny_list(tiny, text, expected):
     assert tiny(text) == expected
 
 
+def test_invisible_joiners_do_not_move_spaces(tiny):
+    """ZWJ / ZWNJ draw nothing beside Latin letters, so the text is re-spaced as if they were not there."""
+    assert tiny("Aman is play\u200ding the gui\u200ctar.") == "A man is playing the guitar."
+    respaced = Renderer(RenderConfig(max_patches=64, word_align=3, segment_words="en"))
+    assert np.array_equal(respaced.render("pla\u200dyingthe dog").pixels, respaced.render("playing the dog").pixels)
+
+
 def test_language_gate(tiny):
     spanish = "El chico está tocando el piano."
     assert not tiny.is_its_language(spanish) and tiny(spanish) == spanish
@@ -108,5 +115,9 @@ def test_encoder_setting_renders_respaced_and_is_saved(tmp_path):
     with pytest.raises(ValueError, match="segment_words='xx'"):
         encoder.segment_words = "xx"
     assert encoder.segment_words == "en"                       # a bad value changes nothing
+    encoder.set_render_config(chunk_chars=1)
+    with pytest.raises(ValueError, match="chunk_chars=-2"):
+        encoder.set_render_config(chunk_chars=-2, segment_words="")
     encoder.save_pretrained(tmp_path / "m")
-    assert PixelEncoder.from_pretrained(tmp_path / "m").segment_words == "en"
+    loaded = PixelEncoder.from_pretrained(tmp_path / "m")
+    assert loaded.segment_words == "en" and loaded.render_config.chunk_chars == 1 and loaded.renderer.config.chunk_chars == 1

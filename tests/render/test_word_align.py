@@ -64,6 +64,26 @@ def test_unspaced_scripts_are_cut_into_chunks(renderer):
     assert r.missing_glyphs == 0
 
 
+def test_chunk_chars_one_gives_each_character_its_own_cell_wherever_it_stands():
+    one = Renderer(RenderConfig(max_patches=128, word_align=K, chunk_chars=1))
+    a, b = one.render("一个男人在弹吉他"), one.render("男人")
+    assert len(cells(a)) == 8 and cells(a)[2:4] == cells(b)      # with chunks of 3, 男人 fell across two cells
+    assert [w for w, _, _ in one.render("CNET News.comが最初に報じた。").words] == \
+        ["CNET", "News.com", "が", "最", "初", "に", "報", "じ", "た", "。"]   # other characters stay together
+    assert [w for w, _, _ in one.render("ｈｅllo 世界").words] == ["ｈｅllo", "世", "界"]   # full-width ASCII too
+    two = Renderer(RenderConfig(max_patches=128, word_align=K, chunk_chars=2))
+    assert [w for w, _, _ in two.render("abc最初に報じた").words] == ["abc", "最初", "に報", "じた"]
+    # 0 (the default) keeps the chunks the bundled weights were trained on: the whole word, 3 to a cell.
+    assert [w for w, _, _ in Renderer(RenderConfig(max_patches=128, word_align=K)).render("News.comが最初").words] == \
+        ["New", "s.c", "omが", "最初"]
+
+
+@pytest.mark.parametrize("bad", [-1, 65])
+def test_chunk_chars_must_be_a_small_count(bad):
+    with pytest.raises(ValueError, match=f"chunk_chars={bad}"):
+        RenderConfig(word_align=K, chunk_chars=bad)
+
+
 @needs_raqm
 def test_right_to_left_words_keep_reading_order(renderer):
     a = cells(renderer.render("مرحبا بالعالم"))
