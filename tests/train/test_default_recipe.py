@@ -165,6 +165,10 @@ def test_the_bundle_removes_the_common_directions_the_recipe_declares():
     # Then the graded fine-tune the recipe declares (it moves the weights, not the removal's buffers).
     assert f"{recipe.GRADED_STEPS} steps" in bundle.metadata["graded_pairs"]
     assert recipe.GRADED_PAIRS in bundle.metadata["graded_pairs"]
+    # And it renders as the recipe's export sets it.
+    assert bundle.segment_words == recipe.SEGMENT_WORDS and f"segment_words={recipe.SEGMENT_WORDS!r}" in \
+        bundle.metadata["description"]
+    assert bundle.render_config.chunk_chars == recipe.CHUNK_CHARS and "(chunk_chars)" in bundle.metadata["description"]
 
 
 def test_translation_silver_pairs_grade_english_against_translations(tmp_path, monkeypatch):
