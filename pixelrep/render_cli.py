@@ -19,7 +19,11 @@ def register(commands, bench_commands) -> None:
     p.add_argument("--shuffle", nargs="?", const="random", choices=["random", "local"], default=None,
                    help="shuffle the words first (random, the default, or local)")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
-    p.add_argument("--max-patches", type=int, default=64, help="patches including the end patch (2..529)")
+    p.add_argument("--model", default=None,
+                   help="render as this model does (a folder, 'default' or a hub id): its layout, re-spacing and "
+                        "cells; default: running text, RenderConfig's defaults")
+    p.add_argument("--max-patches", type=int, default=None,
+                   help="patches including the end patch (2..529; default 64, or the model's)")
     p.add_argument("--scale", type=int, default=4, help="enlargement factor of the PNG")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_render_command)
@@ -85,14 +89,24 @@ def _render_command(args: argparse.Namespace) -> int:
         text = shuffle_words(text, mode=args.shuffle, rng=args.seed)
     if args.typo_rate:
         text = add_typos(text, rate=args.typo_rate, rng=args.seed)
-    rendered = Renderer(RenderConfig(max_patches=args.max_patches)).render(text)
+    if args.model:
+        import dataclasses
+
+        from pixelrep import PixelEncoder
+
+        config = PixelEncoder.from_pretrained(args.model).render_config
+        config = dataclasses.replace(config, max_patches=args.max_patches or config.max_patches)
+    else:
+        config = RenderConfig(max_patches=args.max_patches or 64)
+    rendered = Renderer(config).render(text)
     path = save_preview(rendered, args.output, scale=args.scale)
     if args.json:
         print(strict_json.dumps({
             "output": str(path), "text_chars": len(clean_text(text)), "num_patches": rendered.num_patches,
             "missing_glyphs": rendered.missing_glyphs, "missing_chars": list(rendered.missing_chars),
             "truncated": rendered.truncated, "height": rendered.pixels.shape[0], "width": rendered.pixels.shape[1],
-            "typo_rate": args.typo_rate, "shuffle": args.shuffle, "seed": args.seed}))
+            "typo_rate": args.typo_rate, "shuffle": args.shuffle, "seed": args.seed,
+            "words": [w for w, _, _ in rendered.words]}))
     else:
         missing = f", missing glyphs: {' '.join(rendered.missing_chars)!r}" if rendered.missing_glyphs else ""
         cut = ", truncated" if rendered.truncated else ""

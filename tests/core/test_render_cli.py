@@ -36,6 +36,19 @@ def test_render_writes_an_enlarged_png_with_the_grid(tmp_path, capsys):
     assert not list(tmp_path.glob("sub/*.tmp")), "written atomically"
 
 
+def test_render_as_a_model_does(tmp_path, capsys):
+    """--model renders with that model's config: the default's word cells, re-spacing and one CJK character per cell."""
+    assert run(["render", "Aman is playingthe guitar. 男人", "-o", str(tmp_path / "m.png"), "--model", "default",
+                "--max-patches", "128", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["words"] == ["A", "man", "is", "playing", "the", "guitar.", "男", "人"]
+    assert info["num_patches"] == 8 * 3 + 1
+    assert run(["render", "Aman", "-o", str(tmp_path / "p.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["words"] == []          # running text: no word cells
+    with pytest.raises(Exception, match="nope"):
+        run(["render", "x", "-o", str(tmp_path / "x.png"), "--model", str(tmp_path / "nope")])
+
+
 def test_render_perturbations_are_seeded(tmp_path, capsys):
     text = "A man is playing a guitar on the stage tonight"
     images = []
