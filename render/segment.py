@@ -8,7 +8,7 @@ spacing of a stretch of letters as the cheapest sequence of words under a unigra
 list `words/en.txt.gz` (a word of rank r costs log(r * log N), Zipf's law), where
 
 - keeping a word as the text spaces it costs the word's own cost, or, for a word the list does not
-  know, `unknown_cost + unknown_per_char` per letter (so names and typos stay whole);
+  know, the cost of a word ranked last plus `unknown_per_char` per letter (so names and typos stay whole);
 - cutting a word costs `split_cost` per piece, and a piece must be a common word (among the first
   `pieces` of the list, 3 letters or more unless among its first `short_words`, not an ending or a
   single letter other than "a");
