@@ -441,16 +441,14 @@ class Renderer:
         """A space-free word as cell-sized units: whole, or cut into chunks of _chunk_chars clusters
         where it holds characters of a script written without spaces (the whole word, or with
         RenderConfig.chunk_chars set, only its unspaced runs: its other characters stay together)."""
-        n = self._chunk_chars
-        if not self._chunk_runs:
-            if not any(_UNSPACED[ord(ch)] for ch in w):
-                return [w]
-            clusters = _clusters(w)
-            return ["".join(clusters[i:i + n]) for i in range(0, len(clusters), n)]
-        if not any(_CHUNKED[ord(ch)] for ch in w):
+        n, unspaced_table = self._chunk_chars, _CHUNKED if self._chunk_runs else _UNSPACED
+        if not any(unspaced_table[ord(ch)] for ch in w):
             return [w]
+        clusters = _clusters(w)
+        if not self._chunk_runs:
+            return ["".join(clusters[i:i + n]) for i in range(0, len(clusters), n)]
         pieces, spaced, unspaced = [], "", []
-        for cluster in _clusters(w):
+        for cluster in clusters:
             if _CHUNKED[ord(cluster[0])]:
                 if spaced:
                     pieces.append(spaced)
@@ -464,7 +462,11 @@ class Renderer:
                     pieces.append("".join(unspaced))
                     unspaced = []
                 spaced += cluster
-        return pieces + ["".join(unspaced)] * bool(unspaced) + [spaced] * bool(spaced)
+        if unspaced:
+            pieces.append("".join(unspaced))
+        if spaced:
+            pieces.append(spaced)
+        return pieces
 
     def _word_cells(self, w: str) -> tuple:
         """(column-major box of whole cells, width in pixels, missing chars) of one word drawn alone."""

@@ -69,12 +69,11 @@ class WordSegmenter:
                  join_cost: float = 5.0, unknown_per_char: float = 2.0, max_piece: int = 20):
         if not words:
             raise ValueError("WordSegmenter needs a non-empty word list")
-        log_n = math.log(len(words))
+        self.log_n = math.log(len(words))
         self.rank = {w: r for r, w in enumerate(words)}
-        self.cost = {w: math.log((r + 1) * log_n) for w, r in self.rank.items()}
-        self.piece_cost = {w: self.cost[w] + split_cost for w in words[:pieces]
-                           if (len(w) >= 3 or self.rank[w] < short_words) and w not in NOT_PIECES and len(w) <= max_piece}
-        self.unknown_cost, self.unknown_per_char = math.log(len(words) * log_n), unknown_per_char
+        self.piece_cost = {w: self._rank_cost(r) + split_cost for r, w in enumerate(words[:pieces])
+                           if (len(w) >= 3 or r < short_words) and w not in NOT_PIECES and len(w) <= max_piece}
+        self.unknown_cost, self.unknown_per_char = self._rank_cost(len(words) - 1), unknown_per_char
         self.join_cost, self.max_piece = join_cost, max_piece
         self.pieces, self.short_words = pieces, short_words
         # Which language a text is in: a unigram model per language over its `common_words` most
@@ -120,6 +119,10 @@ class WordSegmenter:
         costs = {lang: sum(table.get(w, self.unseen_cost) for w in words) for lang, table in self.language_costs.items()}
         return costs[""] <= min(costs.values())
 
+    def _rank_cost(self, rank: int) -> float:
+        """The unigram cost of the word of this rank (0: the most frequent): log(r * log N), Zipf's law."""
+        return math.log((rank + 1) * self.log_n)
+
     def _suspect(self, core: str) -> bool:
         low = core.lower()
         rank = self.rank.get(low)
@@ -151,7 +154,8 @@ class WordSegmenter:
                     continue
                 word = low[j:i]
                 if (j, i) in as_written:
-                    cost = self.cost.get(word, self.unknown_cost + self.unknown_per_char * len(word))
+                    rank = self.rank.get(word)
+                    cost = self.unknown_cost + self.unknown_per_char * len(word) if rank is None else self._rank_cost(rank)
                 else:
                     cost = self.piece_cost.get(word)
                     if cost is None:
