@@ -17,10 +17,11 @@ import json
 import re
 from pathlib import Path
 
+from pixelrep.render.segment import GATE_LANGUAGES
+
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 MIN_COUNT = 3
 GATE_WORDS = 5000
-GATE_LANGUAGES = ("de", "es", "fr", "it", "nl", "pl", "pt", "tr")
 OUT = Path(__file__).resolve().parent.parent / "render" / "words"
 
 
