@@ -34,10 +34,12 @@ XLING_HEADLINE = ("de", "es", "fr", "it", "nl")
 STS17_PAIRS = ("en-en", "ar-ar", "es-es", "en-ar", "en-de", "en-tr", "es-en", "fr-en", "it-en", "nl-en")
 TYPO_RATES = (0.05, 0.1, 0.2)
 # The visual suite: every character kind of pixelrep.render.visual at each rate, every image kind at
-# three levels, mildest first: blur sigma (px), JPEG quality, low-res scale, degrees each patch turns.
+# three levels, mildest first: blur sigma (px), JPEG quality, low-res scale, degrees each patch turns,
+# pixels the ink moves.
 VISUAL_KINDS = tuple(TEXT_PERTURBATIONS) + tuple(IMAGE_PERTURBATIONS)
 VISUAL_RATES = (0.1, 0.3, 0.5)
-VISUAL_IMAGE_LEVELS = {"blur": (0.5, 1.0, 1.5), "jpeg": (50, 20, 10), "low-res": (0.75, 0.5, 0.35), "rotate": (3, 6, 10)}
+VISUAL_IMAGE_LEVELS = {"blur": (0.5, 1.0, 1.5), "jpeg": (50, 20, 10), "low-res": (0.75, 0.5, 0.35), "rotate": (3, 6, 10),
+                       "shift": (0.5, 1.0, 2.0)}
 IMAGE_NOT_APPLICABLE = "image perturbation: a text model never sees the rendering"
 
 HUB_IDS = {

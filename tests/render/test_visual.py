@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pixelrep.render import (IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS, Renderer, RenderConfig, blur, clean_text, jpeg,
-                             low_resolution, perturb_pixels, perturb_text, rotate_patches)
+                             low_resolution, perturb_pixels, perturb_text, rotate_patches, shift)
 from pixelrep.render.visual import BIDI_CONTROLS, COMBINING_ACCENTS, HOMOGLYPHS, LEET, MATH_STYLES, ZERO_WIDTH
 from tests.render.helpers import text_area
 
@@ -182,12 +182,14 @@ def test_image_kinds_keep_shape_and_dtype_and_identity_levels():
     r = Renderer(RenderConfig(word_align=3))
     strip = text_area(r.render("A man is playing a guitar on stage."))
     for kind, (fn, keyword) in IMAGE_PERTURBATIONS.items():
-        for level in {"sigma": (0.5, 1.5), "quality": (50, 10), "scale": (0.75, 0.35), "degrees": (3, 10)}[keyword]:
+        for level in {"sigma": (0.5, 1.5), "quality": (50, 10), "scale": (0.75, 0.35), "degrees": (3, 10),
+                      "offset": (0.5, 2.0)}[keyword]:
             out = perturb_pixels(strip, kind, level, rng=0)
             assert out.dtype == np.uint8 and out.shape == strip.shape, (kind, level)
             assert not np.array_equal(out, strip), (kind, level)
     # Level 0 where the kind has one: unchanged (JPEG has none: no quality is lossless).
-    for out in (blur(strip, sigma=0), low_resolution(strip, scale=1), rotate_patches(strip, degrees=0, rng=0)):
+    for out in (blur(strip, sigma=0), low_resolution(strip, scale=1), rotate_patches(strip, degrees=0, rng=0),
+                shift(strip, offset=0, rng=0)):
         np.testing.assert_array_equal(out, strip)
     # Stronger levels change more; a rotation is seeded; white paper stays white.
     change = [np.abs(blur(strip, sigma=s).astype(int) - strip).mean() for s in (0.5, 1.0, 1.5)]
@@ -200,10 +202,31 @@ def test_image_kinds_keep_shape_and_dtype_and_identity_levels():
     assert rotate_patches(blank, 10, rng=0).min() == 255 and jpeg(blank, quality=10).min() >= 250
 
 
+def test_shift_moves_the_ink_by_the_offset():
+    """Whole pixels along an axis move the ink exactly; a fraction spreads each column's ink over two
+    neighbours in proportion; the total ink stays while it is away from the edges; the direction is seeded."""
+    from pixelrep.render.visual import _move
+
+    strip = np.full((16, 48), 255, np.uint8)
+    strip[4:12, 10:13] = 0                               # a 3 px stroke, 8 px tall, away from the edges
+    ink = 255 - strip.astype(np.float32)
+    np.testing.assert_array_equal(_move(ink, 2.0, axis=1)[:, 12:15], ink[:, 10:13])
+    np.testing.assert_array_equal(_move(ink, -1.0, axis=0)[3:11], ink[4:12])
+    half = _move(ink, 0.5, axis=1)[4:12]
+    assert np.allclose(half[:, 10], 127.5) and np.allclose(half[:, 11:13], 255) and np.allclose(half[:, 13], 127.5)
+    for seed in range(20):
+        moved = 255 - shift(strip, 2.0, rng=seed).astype(int)
+        assert abs(moved.sum() - ink.sum()) <= 0.01 * ink.sum(), seed
+    np.testing.assert_array_equal(shift(strip, 1.0, rng=3), shift(strip, 1.0, rng=3))
+    assert not np.array_equal(shift(strip, 1.0, rng=3), shift(strip, 1.0, rng=4))
+    paper = np.full((16, 32), 255, np.uint8)
+    np.testing.assert_array_equal(shift(paper, 1.5, rng=0), paper)
+
+
 def test_bad_input_names_the_fix():
     with pytest.raises(ValueError, match="unknown text perturbation 'homoglyph'; known: homoglyphs, accents"):
         perturb_text("abc", "homoglyph", 0.1, 0)
-    with pytest.raises(ValueError, match="unknown image perturbation 'gauss'; known: blur, jpeg, low-res, rotate"):
+    with pytest.raises(ValueError, match="unknown image perturbation 'gauss'; known: blur, jpeg, low-res, rotate, shift"):
         perturb_pixels(np.zeros((16, 16), np.uint8), "gauss", 1.0)
     with pytest.raises(ValueError, match=r"rate=1.5: use the fraction"):
         perturb_text("abc", "leetspeak", 1.5, 0)
@@ -215,3 +238,5 @@ def test_bad_input_names_the_fix():
         rotate_patches(np.zeros((16, 20), np.uint8), 3)
     with pytest.raises(ValueError, match="uint8 grey strip"):
         blur(np.zeros((16, 16), np.float32), sigma=1.0)
+    with pytest.raises(ValueError, match="shift offset=-1: use a non-negative distance"):
+        shift(np.zeros((16, 16), np.uint8), -1)
