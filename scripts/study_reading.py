@@ -231,7 +231,7 @@ def lexicon_by_language(models: list[str], n: int = 1000) -> list[dict]:
 # `dev --visual`: the visual suite's middle setting of each kind the training augmentations aim at, on
 # STS-B en dev (character kinds at rate 0.3; image kinds at the suite's middle level).
 DEV_VISUAL_TEXT = ("homoglyphs", "case", "leetspeak", "split-words", "merge-words")
-DEV_VISUAL_IMAGE = {"blur": 1.0, "low-res": 0.5, "rotate": 6}
+DEV_VISUAL_IMAGE = {"blur": 1.0, "low-res": 0.5, "rotate": 6, "shift": 1.0}
 
 
 # Every script read (issue 20): STS-B dev in the dev languages written in other scripts or without spaces,

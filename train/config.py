@@ -35,7 +35,14 @@ HEADS = ("mlp", "none")
 PRECISIONS = ("auto", "bf16", "fp32")
 # Image augmentations (DataConfig.augment) draw their level uniformly from these ranges: from no change to
 # about the middle of the eval suite's levels (pixelrep.eval.suites.VISUAL_IMAGE_LEVELS).
-AUGMENT_IMAGE_LEVELS = {"blur": (0.0, 1.0), "jpeg": (90, 20), "low-res": (1.0, 0.5), "rotate": (0.0, 6.0)}
+AUGMENT_IMAGE_LEVELS = {"blur": (0.0, 1.0), "jpeg": (90, 20), "low-res": (1.0, 0.5), "rotate": (0.0, 6.0), "shift": (0.0, 2.0)}
+
+
+def draw_image_level(kind: str, rng) -> float:
+    """A level of the image kind `kind` for one augmented drawing, uniform over AUGMENT_IMAGE_LEVELS[kind]
+    (a whole number for JPEG quality)."""
+    level = rng.uniform(*sorted(AUGMENT_IMAGE_LEVELS[kind]))
+    return round(level) if kind == "jpeg" else level
 
 
 def uses_bf16(precision: str, device_type: str) -> bool:
@@ -87,6 +94,9 @@ class DataConfig:
       "leetspeak", "split-words" at a rate drawn up to augment_max_rate, image kinds such as "blur" at a level
       drawn from AUGMENT_IMAGE_LEVELS), so the model learns to read through what the
       renderer cannot absorb; the target stays the clean text's.
+    shift_prob / shift_max: each drawing of a batch (anchors, positives, negatives) is moved, with probability
+      shift_prob, by up to shift_max pixels in a random direction (pixelrep.render.shift). The renderer puts
+      a word at the same pixels every time, and a model trained on that alone reads only those pixels.
     """
 
     sources: tuple[str, ...]
@@ -100,6 +110,8 @@ class DataConfig:
     augment: tuple[str, ...] = ()
     augment_prob: float = 0.0
     augment_max_rate: float = 0.3
+    shift_prob: float = 0.0
+    shift_max: float = 1.5
     # Length bucketing: this many batches are sorted by length together (1 = none). Besides saving
     # padding, batches of similar lengths deny the loss the length shortcut (a perturbed view or a
     # translation has about its anchor's length): the smoke run gains about twice as much STS-B dev
@@ -130,6 +142,9 @@ class DataConfig:
         if not 0 < self.augment_max_rate <= 1:
             raise ValueError(f"data.augment_max_rate={self.augment_max_rate} must be in (0, 1]")
         object.__setattr__(self, "augment", augment)
+        if not 0 <= self.shift_prob <= 1 or self.shift_max <= 0:
+            raise ValueError(f"data.shift_prob={self.shift_prob}, data.shift_max={self.shift_max}: use a probability "
+                             f"in [0, 1] and a positive number of pixels (e.g. 0.5 and 1.5)")
         if self.bucket_batches < 1:
             raise ValueError(f"data.bucket_batches={self.bucket_batches} must be >= 1 (1 = no length bucketing)")
         if self.shuffle_mode not in ("local", "random"):

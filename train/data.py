@@ -23,11 +23,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pixelrep.batch import LengthBucketSampler, collate
-from pixelrep.render import Renderer, RenderConfig
+from pixelrep.render import Rendered, Renderer, RenderConfig
 from pixelrep.render.renderer import clean_text
 from pixelrep.render.perturb import add_typos, shuffle_words
 from pixelrep.render.visual import TEXT_PERTURBATIONS, perturb_rendered, perturb_text
-from pixelrep.train.config import AUGMENT_IMAGE_LEVELS, PAIR_COLUMNS, DataConfig
+from pixelrep.train.config import PAIR_COLUMNS, DataConfig, draw_image_level
 
 # File suffix (after an optional .gz) -> datasets builder and its reader options.
 # TSV fields are taken verbatim: quotes inside text are characters, not CSV quoting.
@@ -328,9 +328,17 @@ class RenderedBatches(Dataset):
             kind = d.augment[rng.integers(len(d.augment))]
             if kind in TEXT_PERTURBATIONS:
                 return perturb_text(text, kind, rate=rng.uniform(0, d.augment_max_rate), rng=rng), None
-            level = rng.uniform(*sorted(AUGMENT_IMAGE_LEVELS[kind]))
-            return text, (kind, round(level) if kind == "jpeg" else level, rng)   # JPEG quality is a whole number
+            return text, (kind, draw_image_level(kind, rng), rng)
         return text, None
+
+    def _shifted(self, rendered: Rendered, epoch: int, side: tuple[int, int]) -> Rendered:
+        """The drawing moved by up to data.shift_max pixels with probability data.shift_prob, seeded by
+        (seed, epoch, side, row) so that a batch is the same whichever worker draws it."""
+        rng = np.random.default_rng([self.seed, epoch, *side])
+        if rng.random() >= self.data.shift_prob:
+            return rendered
+        return perturb_rendered(rendered, "shift", rng.uniform(0, self.data.shift_max), rng=rng,
+                                eos_patch=self.render_config.eos_patch)
 
     def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict:
         epoch, step, rows = key
@@ -348,6 +356,9 @@ class RenderedBatches(Dataset):
                 kind, level, rng = image
                 rendered[len(rows) + k] = perturb_rendered(rendered[len(rows) + k], kind, level, rng=rng,
                                                            eos_patch=self.render_config.eos_patch)
+        if self.data.shift_prob:
+            sides = [(0, int(i)) for i in rows] + [(1, int(i)) for i in rows] + [(2, int(rows[k])) for k in negative_rows]
+            rendered = [self._shifted(r, epoch, side) for r, side in zip(rendered, sides)]
         # Rounded up to a multiple of pad_multiple (fewer shapes to compile), at most the canvas.
         longest = max(r.num_patches for r in rendered)
         pixels, mask = collate(rendered, pad_to=min(-(-longest // self.pad_multiple) * self.pad_multiple,

@@ -13,12 +13,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pixelrep.batch import collate
 from pixelrep.encoder import PixelEncoder, resolve_precision
+from pixelrep.render import Rendered, perturb_rendered
+from pixelrep.train.config import AUGMENT_IMAGE_LEVELS, draw_image_level
 
 
 def cosent_loss(cosines: torch.Tensor, scores: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
@@ -34,11 +37,14 @@ def cosent_loss(cosines: torch.Tensor, scores: torch.Tensor, scale: float = 20.0
 
 def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: Sequence[str],
                     scores: Sequence[float], *, steps: int, lr: float, anchor_weight: float, batch_size: int = 64,
-                    scale: float = 20.0, seed: int = 0, precision: str = "auto",
-                    show_progress_bar: bool = True) -> PixelEncoder:
+                    scale: float = 20.0, seed: int = 0, precision: str = "auto", augment: Sequence[str] = (),
+                    augment_prob: float = 0.5, show_progress_bar: bool = True) -> PixelEncoder:
     """A copy of `encoder` trained for `steps` batches of `batch_size` graded pairs (CoSENT at `scale`,
     AdamW at a constant `lr`) plus anchor_weight * (1 - cosine) of each sentence's vector to the
-    starting model's. Seeded: the same inputs give the same model. Runs on the encoder's device;
+    starting model's. augment: image kinds (keys of AUGMENT_IMAGE_LEVELS); each sentence of a batch is
+    drawn with one of them at a random level with probability augment_prob, and its anchor stays the
+    starting model's vector of the clean drawing, so the model learns to read through them without
+    leaving its space. Seeded: the same inputs give the same model. Runs on the encoder's device;
     precision as encode's (bf16 autocast where native, the losses in fp32). The input is left as it is."""
     if not len(sentence1) == len(sentence2) == len(scores):
         raise ValueError(f"sentence1, sentence2 and scores differ in length: {len(sentence1)}, {len(sentence2)}, "
@@ -49,6 +55,10 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
     if steps < 1 or lr <= 0 or anchor_weight < 0:
         raise ValueError(f"steps={steps}, lr={lr}, anchor_weight={anchor_weight}: need steps >= 1, lr > 0 and "
                          f"anchor_weight >= 0")
+    unknown = [kind for kind in augment if kind not in AUGMENT_IMAGE_LEVELS]
+    if unknown or not 0 <= augment_prob <= 1:
+        raise ValueError(f"augment={list(augment)}, augment_prob={augment_prob}: use image kinds of "
+                         f"{', '.join(AUGMENT_IMAGE_LEVELS)} and a probability in [0, 1]")
     model = copy.deepcopy(encoder)
     start = copy.deepcopy(encoder.vit).eval().requires_grad_(False)
     device = next(model.parameters()).device
@@ -58,6 +68,7 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
     target = torch.as_tensor(list(scores), dtype=torch.float32, device=device)
 
     generator = torch.Generator().manual_seed(seed)
+    views = np.random.default_rng(seed)   # which sentences are augmented, how and how much
     optimizer = torch.optim.AdamW([p for p in model.vit.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
     order, position = torch.randperm(len(target), generator=generator), 0
     model.vit.train()
@@ -66,9 +77,12 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
             order, position = torch.randperm(len(target), generator=generator), 0
         rows = order[position:position + batch_size].tolist()
         position += batch_size
-        pixels, mask = (t.to(device) for t in collate([first[i] for i in rows] + [second[i] for i in rows]))
+        clean = [first[i] for i in rows] + [second[i] for i in rows]
+        drawn = [_augmented(r, augment, views) if augment and views.random() < augment_prob else r for r in clean]
+        pixels, mask = (t.to(device) for t in collate(clean))
+        seen = collate(drawn)[0].to(device) if augment else pixels   # augmenting keeps each strip's shape
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            vectors = model.vit(pixels, mask)
+            vectors = model.vit(seen, mask)
             with torch.no_grad():
                 anchors = start(pixels, mask)
         vectors = F.normalize(vectors.float(), dim=-1)
@@ -81,6 +95,12 @@ def finetune_graded(encoder: PixelEncoder, sentence1: Sequence[str], sentence2: 
         optimizer.step()
     model.vit.eval()
     return model
+
+
+def _augmented(rendered: Rendered, kinds: Sequence[str], rng: np.random.Generator) -> Rendered:
+    """`rendered` with one of the image `kinds`, at a level drawn from AUGMENT_IMAGE_LEVELS (as training draws it)."""
+    kind = kinds[rng.integers(len(kinds))]
+    return perturb_rendered(rendered, kind, draw_image_level(kind, rng), rng=rng)
 
 
 def silver_couples(vectors: torch.Tensor, *, neighbours: int, random_couples: int, seed: int = 0,
@@ -96,6 +116,7 @@ def silver_couples(vectors: torch.Tensor, *, neighbours: int, random_couples: in
                          f"one couple per text and fewer neighbours than texts")
     vectors = vectors.float()
     generator = torch.Generator().manual_seed(seed)
+    views = np.random.default_rng(seed)   # which sentences are augmented, how and how much
     found = []
     for start in range(0, n, chunk):
         rows = torch.arange(start, min(start + chunk, n))

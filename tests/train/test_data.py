@@ -202,7 +202,7 @@ def test_augmentations_change_the_view_not_the_anchor_or_the_target():
     changed = [a != b for a, b in zip(cased["texts"][n:], plain["texts"][n:])]
     assert sum(changed) >= n - 1 and all(a.lower() == b.lower() for a, b in zip(cased["texts"][n:], plain["texts"][n:]))
     # ... and an image kind its pixels, leaving the text and the anchors' pixels alone.
-    for kind in ("blur", "jpeg", "low-res", "rotate"):
+    for kind in ("blur", "jpeg", "low-res", "rotate", "shift"):
         seen = _visual_batch(key, augment=(kind,), augment_prob=1.0)
         assert seen["texts"] == plain["texts"]
         assert torch.equal(seen["pixels"][:n], plain["pixels"][:n])
@@ -211,6 +211,25 @@ def test_augmentations_change_the_view_not_the_anchor_or_the_target():
     some = _visual_batch(key, augment=("leetspeak", "split-words"), augment_prob=0.5)
     kept = [a == b for a, b in zip(some["texts"][n:], plain["texts"][n:])]
     assert 0 < sum(kept) < n
+
+
+def test_shift_moves_anchors_views_and_negatives_alike_seeded_per_row():
+    """data.shift_prob moves any drawing of the batch, not only the view; the texts and targets stay, and the
+    same key gives the same pixels (a batch is the same in whichever worker draws it)."""
+    key = (0, 0, np.arange(len(VISUAL_TEXTS)))
+    n = len(VISUAL_TEXTS)
+    plain = _visual_batch(key)
+    moved = _visual_batch(key, shift_prob=1.0, shift_max=2.0)
+    assert moved["texts"] == plain["texts"] and moved["targets"] == plain["targets"]
+    assert torch.equal(moved["mask"], plain["mask"])                 # a move keeps every strip's length
+    for rows in (slice(0, n), slice(n, 2 * n)):                      # anchors and views
+        assert not torch.equal(moved["pixels"][rows], plain["pixels"][rows])
+    assert torch.equal(moved["pixels"], _visual_batch(key, shift_prob=1.0, shift_max=2.0)["pixels"])
+    some = _visual_batch(key, shift_prob=0.5, shift_max=2.0)
+    same = [torch.equal(a, b) for a, b in zip(some["pixels"], plain["pixels"])]
+    assert 0 < sum(same) < 2 * n
+    with pytest.raises(ValueError, match="data.shift_prob=1.5, data.shift_max=1.5: use a probability"):
+        DataConfig(sources="x", pairs="visual", shift_prob=1.5)
 
 
 def test_augment_config_names_unknown_kinds_and_needs_a_probability():

@@ -57,6 +57,29 @@ def test_the_anchor_holds_every_vector_near_where_it_started():
     assert drift(held) < drift(free) / 2
 
 
+def test_augmented_sentences_are_anchored_to_their_clean_drawing():
+    """With augment, the model sees moved drawings and learns to give them the starting model's vector of
+    the clean drawing; seeded like the rest; augment_prob 0 is the plain step."""
+    from pixelrep.render import perturb_rendered
+
+    encoder = tiny_encoder(projection_dim=16)
+    args = dict(steps=40, lr=3e-3, anchor_weight=100.0, batch_size=8, precision="fp32", show_progress_bar=False)
+    plain = finetune_graded(encoder, FIRST, SECOND, SCORES, **args)
+    moved = finetune_graded(encoder, FIRST, SECOND, SCORES, augment=("shift",), augment_prob=1.0, **args)
+    again = finetune_graded(encoder, FIRST, SECOND, SCORES, augment=("shift",), augment_prob=1.0, **args)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in moved.state_dict().items())
+    off = finetune_graded(encoder, FIRST, SECOND, SCORES, augment=("shift",), augment_prob=0.0, **args)
+    assert all(torch.equal(v, off.state_dict()[k]) for k, v in plain.state_dict().items())
+    texts = FIRST[:8]
+    clean = F.normalize(torch.as_tensor(encoder.encode(texts)), dim=-1)
+
+    def gap(model):   # how far a moved drawing's vector lands from the start's vector in place
+        drawn = [perturb_rendered(r, "shift", 1.5, rng=k) for k, r in enumerate(model.renderer.render_batch(texts))]
+        return (1 - (F.normalize(model.embed_rendered(drawn), dim=-1) * clean).sum(-1)).mean().item()
+
+    assert gap(moved) < gap(plain)
+
+
 def test_bad_inputs_name_the_fix():
     encoder = tiny_encoder()
     with pytest.raises(ValueError, match="differ in length"):
@@ -65,6 +88,8 @@ def test_bad_inputs_name_the_fix():
         finetune_graded(encoder, FIRST, SECOND, SCORES, steps=1, lr=1e-3, anchor_weight=1, batch_size=64)
     with pytest.raises(ValueError, match="steps >= 1"):
         finetune_graded(encoder, FIRST, SECOND, SCORES, steps=0, lr=1e-3, anchor_weight=1, batch_size=8)
+    with pytest.raises(ValueError, match="augment=\\['case'\\], augment_prob=0.5: use image kinds of blur"):
+        finetune_graded(encoder, FIRST, SECOND, SCORES, steps=1, lr=1e-3, anchor_weight=1, batch_size=8, augment=("case",))
 
 
 def test_silver_couples_hold_each_texts_nearest_and_random_others_once():
