@@ -343,6 +343,13 @@ NEXT: tuple[Phase, ...] = (
     Phase("default10", init="default8/final", sources=("english", "lexicon_en", "sentences_en"),
           pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=800, lr=1e-4, warmup_steps=50,
           sets=QUEUE_AND_AUGMENT + ("seed=1", f"render.chunk_chars={CHUNK_CHARS}")),
+    # docs/study.md, section 19: the next point of the shift curve. Trained, exported and scored on dev only (en
+    # 76.3, en-X 50.9, one pixel 58.7 against default13's 55.6, held-out retrieval 61.6 / 86.3 / 86.9); the
+    # next bundle candidate, once test's gate and an eval run have read it.
+    Phase("default14", init="default13/final", sources=("english", "lexicon_en", "sentences_en"),
+          pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
+          sets=QUEUE_AND_AUGMENT + ("seed=4", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
+                                    "data.shift_max=2.5")),
 )
 # What `pixelrep train default` runs (resumable; `--until default13` reproduces the bundled weights).
 SCHEDULE: tuple[Phase, ...] = LINEAGE + NEXT
