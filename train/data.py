@@ -351,13 +351,14 @@ class RenderedBatches(Dataset):
         negatives = [p.negatives[rows[k]] for k in negative_rows]
         texts = anchors + list(positives) + negatives
         rendered = self._renderer.render_batch(texts)
+        # Each drawing's (side, row): anchor 0, positive 1, negative 2; with the epoch, its seed.
+        sides = [(0, int(i)) for i in rows] + [(1, int(i)) for i in rows] + [(2, int(rows[k])) for k in negative_rows]
         for k, image in enumerate(images):
             if image is not None:
                 kind, level, rng = image
                 rendered[len(rows) + k] = perturb_rendered(rendered[len(rows) + k], kind, level, rng=rng,
                                                            eos_patch=self.render_config.eos_patch)
         if self.data.shift_prob:
-            sides = [(0, int(i)) for i in rows] + [(1, int(i)) for i in rows] + [(2, int(rows[k])) for k in negative_rows]
             rendered = [self._shifted(r, epoch, side) for r, side in zip(rendered, sides)]
         # Rounded up to a multiple of pad_multiple (fewer shapes to compile), at most the canvas.
         longest = max(r.num_patches for r in rendered)
@@ -370,9 +371,8 @@ class RenderedBatches(Dataset):
             batch["targets"] = p.target_texts(rows)
         if self.word_max:
             clean = anchors + [p.positives[i] for i in rows] + negatives
-            seeds = [(0, int(i)) for i in rows] + [(1, int(i)) for i in rows] + [(2, int(rows[k])) for k in negative_rows]
             batch["words"] = word_spans(rendered, texts, clean, self.word_max,
-                                        [(self.seed, epoch, *s) for s in seeds])
+                                        [(self.seed, epoch, *side) for side in sides])
         return batch
 
 

@@ -116,7 +116,6 @@ def silver_couples(vectors: torch.Tensor, *, neighbours: int, random_couples: in
                          f"one couple per text and fewer neighbours than texts")
     vectors = vectors.float()
     generator = torch.Generator().manual_seed(seed)
-    views = np.random.default_rng(seed)   # which sentences are augmented, how and how much
     found = []
     for start in range(0, n, chunk):
         rows = torch.arange(start, min(start + chunk, n))

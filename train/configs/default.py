@@ -236,7 +236,7 @@ def get_config() -> StageConfig:
 # broken words 56.0 -> 67.1, clean English +0.2, the other languages within 0.05), and Chinese and Japanese
 # one character per cell (RenderConfig.chunk_chars: zh 45.1 -> 57.7, ja 48.2 -> 60.5, en-zh +3.0, en-ja
 # +1.5, full-width letters at 0.3 43.4 -> 46.0). The phases up to default8 rendered text as written, in
-# chunks of 3; default11 and default12 render as the bundle reads (one character per cell).
+# chunks of 3; default11-13 render as the bundle reads (one character per cell).
 SEGMENT_WORDS = "en"
 CHUNK_CHARS = 1
 # The bundled model's lineage: the runs of this recipe, each continuing a checkpoint of the one before
