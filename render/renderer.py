@@ -8,7 +8,8 @@ How a text becomes pixels:
    which steer shaping. Only the first `max_chars` characters are looked at further (one per pixel
    of the canvas), so a 100k-character text costs no more than a full line. With
    RenderConfig.segment_words, English text is then re-spaced where words run together or fall
-   apart (pixelrep.render.segment).
+   apart (pixelrep.render.segment), and with RenderConfig.correct_spelling its misspelt words put
+   back one edit (pixelrep.render.spelling).
 2. Choose a font per character: the first font of the stack that has it; combining marks and
    ZWJ/ZWNJ/variation selectors stay with their base character's font. A character no font has
    (emoji, lone surrogates, unassigned code points) is drawn as a hollow box, counted in
@@ -41,6 +42,7 @@ from PIL import Image, ImageDraw
 
 from pixelrep.render.config import Rendered, RenderConfig
 from pixelrep.render.segment import load_segmenter
+from pixelrep.render.spelling import load_corrector
 from pixelrep.render.fonts import (NO_FONT, ShapingUnavailableError, load_stack, raqm_available,
                                    shaping_unavailable_message)
 
@@ -328,6 +330,7 @@ class Renderer:
         self._chunk_runs = c.chunk_chars > 0    # chunk only the unspaced runs (see RenderConfig.chunk_chars)
         self._cells: dict[str, tuple] = {}      # word -> (column-major box of whole cells, width, missing)
         self._segment = load_segmenter(c.segment_words) if c.segment_words else None
+        self._correct = load_corrector(c.correct_spelling) if c.correct_spelling else None
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -339,6 +342,8 @@ class Renderer:
         head = clean_text(text[:raw_limit])
         if self._segment is not None:
             head = self._segment(head)
+        if self._correct is not None:
+            head = self._correct(head)
         if len(head) > self.max_chars:
             text, truncated = head[:self.max_chars], True
         else:  # rare: a long text that is mostly removed characters

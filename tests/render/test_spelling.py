@@ -1,0 +1,81 @@
+"""Spelling correction before word-aligned layout: one edit back to a common word, everything else kept."""
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from pixelrep.render import Renderer, RenderConfig, add_typos
+from pixelrep.render.segment import WordSegmenter
+from pixelrep.render.spelling import SpellingCorrector, load_corrector, one_edit_away
+
+SENTENCES = resources.files("pixelrep.render").joinpath("samples", "en.txt").read_text("utf-8").splitlines()[:300]
+# A tiny English list, most frequent first; its last three are beyond `common`, never a correction.
+WORDS = "the a man is of and to in on playing woman guitar dog park running horse piano plays don don't el la playign".split()
+SPANISH = "el la de que y en un una está tocando chico mujer guitarra piano".split()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return SpellingCorrector(WordSegmenter(WORDS, {"es": SPANISH}), common=len(WORDS) - 3)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("A woamn is playnig the guitar.", "A woman is playing the guitar."),   # swap and swap, punctuation kept
+    ("Woman plyaing guiar, dgo runnning.", "Woman playing guitar, dgo running."),  # deletion, insertion; 3 letters kept
+    ("the man Playnig", "the man Playnig"),         # capitals: a name
+    ("the man PLAYNIG pIayning", "the man PLAYNIG pIayning"),   # an acronym; mixed case
+    ("the horses pianos", "the horses pianos"),     # a known word with an ending
+    ("the man playinng", "the man playing"),        # ... but not a typo in the stem
+    ("dont plays", "don't plays"),                  # a dropped apostrophe comes first
+    ("the man p1aying gu1tar", "the man p1aying gu1tar"),       # digits: what pixels read
+    ("the man plаying", "the man plаying"),         # a Cyrillic а: what pixels read
+    ("the man zorking", "the man zorking"),         # nothing one edit away
+    ("the piano plays", "the piano plays"),         # known common words are kept
+    ("the man playign", "the man playign"),         # a known word is kept, even a rare one (a corpus's typo)
+    ("", ""), ("  ", "  "),
+])
+def test_tiny_list(tiny, text, expected):
+    assert tiny(text) == expected
+
+
+def test_language_gate(tiny):
+    spanish = "El chico está tocando el pinao."
+    assert tiny(spanish) == spanish
+
+
+def test_one_edit_away():
+    edits = one_edit_away("ab")
+    assert {"b", "a", "ba", "xb", "ax", "xab", "axb", "abx"} <= edits and "ab" not in edits
+    assert len(one_edit_away("playnig")) == len(set(one_edit_away("playnig"))) > 300
+
+
+def test_bundled_corrector_on_english_samples():
+    """Typo'd English comes back closer to the text as written; clean English is nearly untouched."""
+    correct = load_corrector("en")
+    assert load_corrector("en") is correct                     # built once per process
+    assert sum(correct(s) != s for s in SENTENCES) / len(SENTENCES) < 0.05
+    rng = np.random.default_rng(0)
+    typod = [add_typos(s, 0.1, rng) for s in SENTENCES]
+    words_right = lambda texts: np.mean([x == y for t, s in zip(texts, SENTENCES)
+                                         for x, y in zip(t.split(), s.split())])
+    assert words_right([correct(t) for t in typod]) > words_right(typod) + 0.05
+    with pytest.raises(ValueError, match="correct_spelling='fr'"):
+        load_corrector("fr")
+
+
+def test_renderer_and_encoder_setting(tmp_path):
+    from pixelrep import PixelEncoder
+    from tests.core.helpers import tiny_encoder
+
+    with pytest.raises(ValueError, match="correct_spelling='de'.*'en'"):
+        RenderConfig(correct_spelling="de")
+    config = RenderConfig(max_patches=64, word_align=3)
+    corrected = Renderer(RenderConfig(max_patches=64, word_align=3, correct_spelling="en")).render("A man is playnig.")
+    assert np.array_equal(corrected.pixels, Renderer(config).render("A man is playing.").pixels)
+    assert Renderer(config).render("playnig").words == (("playnig", 0, 3),)    # off by default: as written
+    encoder = tiny_encoder()
+    encoder.set_render_config(correct_spelling="en")
+    typod, clean = encoder.encode(["A man is playnig.", "A man is playing."], precision="fp32")
+    assert np.allclose(typod, clean)
+    encoder.save_pretrained(tmp_path / "m")
+    assert PixelEncoder.from_pretrained(tmp_path / "m").render_config.correct_spelling == "en"
