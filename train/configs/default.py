@@ -357,6 +357,13 @@ NEXT: tuple[Phase, ...] = (
           sets=QUEUE_AND_AUGMENT + ("seed=6", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
                                     "data.shift_max=2.5", f"render.segment_words={SEGMENT_WORDS}",
                                     f"render.correct_spelling={CORRECT_SPELLING}")),
+    # docs/study.md, section 21: the shift curve's next point after the bundle (seed 7), trained at the end of the
+    # session and scored on dev only (exported on 2 threads): en 76.4, en-X 51.6, one pixel 63.5 against
+    # default16's 62.0, zh / ja 62.1 / 64.6, held-out retrieval 68.6 / 88.7 / 90.2. The next candidate; test not read.
+    Phase("default17", init="default16/final", sources=("english", "lexicon_en", "sentences_en"),
+          pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
+          sets=QUEUE_AND_AUGMENT + ("seed=7", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
+                                    "data.shift_max=2.5")),
 )
 # What `pixelrep train default` runs (resumable; `--until default16` reproduces the bundled weights).
 SCHEDULE: tuple[Phase, ...] = LINEAGE + NEXT
