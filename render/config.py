@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pixelrep.render.segment import SEGMENTERS
+from pixelrep.render.spelling import CORRECTORS
 
 MAX_PATCHES_LIMIT = 529  # PIXEL's 23x23 grid: the longest sequence a PIXEL checkpoint has positions for.
 
@@ -31,9 +32,8 @@ class RenderConfig:
     # "en": before layout, English text is re-spaced where words run together ("aman" -> "a man") or
     # fall apart ("gui tar" -> "guitar"), with a bundled word list (pixelrep.render.segment); "": as written.
     segment_words: str = ""
-    # "en": after re-spacing, English words the same list does not know (or knows only as rare) are
-    # rewritten as the most frequent common word one edit away ("playnig" -> "playing";
-    # pixelrep.render.spelling); "": as written.
+    # "en": after re-spacing, lower-case English words the same list does not know are rewritten as the
+    # most frequent common word one edit away ("playnig" -> "playing"; pixelrep.render.spelling); "": as written.
     correct_spelling: str = ""
     # Word-aligned layout, scripts written without spaces: 0 cuts a space-free word holding them into
     # chunks of as many characters as fit a cell (3 at 16 px patches, 13 px text, 3-patch cells); k > 0
@@ -57,9 +57,9 @@ class RenderConfig:
         if self.segment_words not in ("",) + SEGMENTERS:
             raise ValueError(f"RenderConfig.segment_words={self.segment_words!r}: use '' (text as written) or one "
                              f"of {SEGMENTERS} (a bundled word list)")
-        if self.correct_spelling not in ("",) + SEGMENTERS:
+        if self.correct_spelling not in ("",) + CORRECTORS:
             raise ValueError(f"RenderConfig.correct_spelling={self.correct_spelling!r}: use '' (text as written) or "
-                             f"one of {SEGMENTERS} (a bundled word list)")
+                             f"one of {CORRECTORS} (a bundled word list)")
         object.__setattr__(self, "fonts", tuple(self.fonts))
 
     def to_dict(self) -> dict:

@@ -5,7 +5,7 @@ the whole cell of the word it hits, and a model has to have learnt that image to
 sections 4 and 21: more typos in training did not shrink the drop). `SpellingCorrector` rewrites a
 word the bundled list (`words/en.txt.gz`, as for `pixelrep.render.segment`) does not know as the most
 frequent of the list's first `common` words one edit away (a letter deleted, inserted, changed, or two
-neighbours swapped: Damerau 1), keeping its case and punctuation. Everything else stays as written:
+neighbours swapped: Damerau 1), keeping its punctuation. Everything else stays as written:
 words the list knows (every word its corpus has 3 times or more, rare ones too) or knows with an ending
 ("radiators", "biker", "hedging"), words of fewer than `min_letters` letters, anything that is not
 lower-case ASCII letters (capitals: names and acronyms, "Biden" is not "Widen"; digits, look-alikes from
