@@ -250,6 +250,17 @@ AUGMENT = ("case", "leetspeak", "split-words", "merge-words", "blur", "jpeg", "l
 # What the phases since default6 set beyond the stage (docs/study.md, section 7).
 QUEUE_AND_AUGMENT = ("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
                      "precision=bf16")
+
+
+def off_grid(name: str, init: str, seed: int, more_sets: tuple[str, ...] = ()) -> Phase:
+    """default12's phase (docs/study.md, section 19): default8's recipe for 2,000 steps at lr 1e-4, Chinese and
+    Japanese one character per cell, 70% of every batch's drawings moved by up to 2.5 pixels; from `init`."""
+    return Phase(name, init=init, sources=("english", "lexicon_en", "sentences_en"),
+                 pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
+                 sets=QUEUE_AND_AUGMENT + (f"seed={seed}", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
+                                           "data.shift_max=2.5") + more_sets)
+
+
 BY_HAND: tuple[Phase, ...] = (
     Phase("study/default-s0", max_steps=1000),                        # = pixelrep train default --one-stage
     Phase("default", init="study/default-s0/final", max_steps=2000, lr=3e-4, warmup_steps=50),
@@ -286,19 +297,12 @@ LINEAGE: tuple[Phase, ...] = BY_HAND + (
                                     "data.shift_max=1.5")),
     # The same for 2,000 steps more, with more and larger moves (800 steps had taught half a pixel: one
     # pixel 5.4 -> 36.1; after these, 51.1).
-    Phase("default12", init="default11/final", sources=("english", "lexicon_en", "sentences_en"),
-          pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
-          sets=QUEUE_AND_AUGMENT + ("seed=2", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
-                                    "data.shift_max=2.5")),
+    off_grid("default12", init="default11/final", seed=2),
     # And four times more (seeds 3-6), each scored as exported on all of STS-B dev: one pixel 55.6, 58.7, 61.0,
     # 62.0; en 76.2, 76.3, 76.3, 76.4; en-X 51.1, 50.9, 51.2, 51.1; held-out en-ar / tr / ko retrieval
     # (default8/final: 46.1 / 74.9 / 72.6) 59.9 / 84.2 / 84.6, 61.6 / 86.3 / 86.9, 64.5 / 87.6 / 88.3, 65.3 /
     # 88.5 / 88.6. Kept: default16's final/.
-    *(Phase(f"default{n}", init=f"default{n - 1}/final", sources=("english", "lexicon_en", "sentences_en"),
-            pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
-            sets=QUEUE_AND_AUGMENT + (f"seed={n - 10}", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
-                                      "data.shift_max=2.5"))
-      for n in (13, 14, 15, 16)),
+    *(off_grid(f"default{n}", init=f"default{n - 1}/final", seed=n - 10) for n in (13, 14, 15, 16)),
 )
 # What the export removes from the vectors after training (docs/study.md, sections 12 and 15): the mean and
 # the top COMMON_DIRECTIONS principal directions of the trained model's vectors of COMMON_DIRECTIONS_TEXTS
@@ -352,18 +356,12 @@ NEXT: tuple[Phase, ...] = (
     # docs/study.md, section 21: default16 rendering as the bundle reads (English re-spaced and its misspellings
     # put back), to learn the typos the front end leaves. It ties default16 on every dev column (typos 64.3 in
     # both; one pixel 62.3 against 62.0), so training keeps rendering text as written.
-    Phase("default16-spelled", init="default15/final", sources=("english", "lexicon_en", "sentences_en"),
-          pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
-          sets=QUEUE_AND_AUGMENT + ("seed=6", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
-                                    "data.shift_max=2.5", f"render.segment_words={SEGMENT_WORDS}",
-                                    f"render.correct_spelling={CORRECT_SPELLING}")),
+    off_grid("default16-spelled", init="default15/final", seed=6, more_sets=(
+        f"render.segment_words={SEGMENT_WORDS}", f"render.correct_spelling={CORRECT_SPELLING}")),
     # docs/study.md, section 21: the shift curve's next point after the bundle (seed 7), trained at the end of the
     # session and scored on dev only (exported on 2 threads): en 76.4, en-X 51.6, one pixel 63.5 against
     # default16's 62.0, zh / ja 62.1 / 64.6, held-out retrieval 68.6 / 88.7 / 90.2. The next candidate; test not read.
-    Phase("default17", init="default16/final", sources=("english", "lexicon_en", "sentences_en"),
-          pair_sources=("parallel", "parallel_more"), typo_rate=0.15, max_steps=2000, lr=1e-4, warmup_steps=50,
-          sets=QUEUE_AND_AUGMENT + ("seed=7", f"render.chunk_chars={CHUNK_CHARS}", "data.shift_prob=0.7",
-                                    "data.shift_max=2.5")),
+    off_grid("default17", init="default16/final", seed=7),
 )
 # What `pixelrep train default` runs (resumable; `--until default16` reproduces the bundled weights).
 SCHEDULE: tuple[Phase, ...] = LINEAGE + NEXT
