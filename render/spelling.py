@@ -5,20 +5,27 @@ the whole cell of the word it hits, and a model has to have learnt that image to
 sections 4 and 21: more typos in training did not shrink the drop). `SpellingCorrector` rewrites a
 word the bundled list (`words/en.txt.gz`, as for `pixelrep.render.segment`) does not know as the most
 frequent of the list's first `common` words one edit away (a letter deleted, inserted, changed, or two
-neighbours swapped: Damerau 1), keeping its punctuation. Everything else stays as written:
-words the list knows (every word its corpus has 3 times or more, rare ones too) or knows with an ending
-("radiators", "biker", "hedging"), words of fewer than `min_letters` letters, anything that is not
-lower-case ASCII letters (capitals: names and acronyms, "Biden" is not "Widen"; digits, look-alikes from
-other scripts, accents: what pixels read), words with no common word one edit away, and texts the
-segmenter's language gate does not take for English. The list comes from a corpus heavy in software
+neighbours swapped: Damerau 1), keeping its punctuation. A word written with look-alikes of lower-case
+letters (a digit or symbol for a letter between two letters, "w0man", "gr@ss"; an accented letter, "cöffee"; a Cyrillic or
+Greek homoglyph) is read as the Latin letters they imitate (`latin_readings`, from the typo generator's
+table `perturb.LOOKALIKES`, plus Unicode decomposition for other accented letters): the most frequent
+reading the list knows, else that reading's correction. Everything else stays as written: words the list
+knows (every word its corpus has 3 times or more, rare ones too) or knows with an ending ("radiators",
+"biker", "hedging"), words of fewer than `min_letters` letters, words with capitals (names and acronyms,
+"Biden" is not "Widen"), words with characters that imitate no letter (combining accents, other scripts:
+what pixels read), words with no common word one edit away, and texts the segmenter's language gate does
+not take for English. The list comes from a corpus heavy in software
 text, so some everyday words are missing and get "corrected": STS-B en dev has real misspellings
 ("busniness", "simular", "ingrediants", all put right) and also words such as "runny" (-> "funny").
 """
 from __future__ import annotations
 
 import functools
+import itertools
 import string
+import unicodedata
 
+from pixelrep.render.perturb import LOOKALIKES
 from pixelrep.render.segment import _EDGES, SEGMENTERS, WordSegmenter, load_segmenter
 
 CORRECTORS = SEGMENTERS   # values of RenderConfig.correct_spelling besides "" (off): the same word lists
@@ -36,6 +43,27 @@ def one_edit_away(word: str) -> set[str]:
     out |= {a + c + b for a, b in cuts for c in _LETTERS + "'"}
     out.discard(word)
     return out
+
+
+def _letters_imitated(ch: str) -> tuple[str, ...]:
+    """The ASCII letters `ch` imitates: itself for an ASCII letter; its look-alike letters ("0" -> o, O; "1" -> l,
+    I, i; Cyrillic "а" -> a); else the base of an accented letter ("ů" -> u); else none."""
+    if ch.isascii() and ch.isalpha():
+        return (ch,)
+    letters = tuple(c for c in LOOKALIKES.get(ch, "") if c.isascii() and c.isalpha())
+    if letters:
+        return letters
+    base = unicodedata.normalize("NFKD", ch)[0]
+    return (base,) if base != ch and base.isascii() and base.isalpha() else ()
+
+
+def latin_readings(word: str, limit: int = 16) -> list[str]:
+    """The ASCII words `word` reads as with each look-alike taken for a letter it imitates ("w0man" -> ["woman",
+    "wOman"]; "1ane" -> ["lane", "Iane", "iane"]), at most `limit`; [] when a character imitates no letter."""
+    options = [_letters_imitated(ch) for ch in word]
+    if not all(options):
+        return []
+    return ["".join(letters) for letters in itertools.islice(itertools.product(*options), limit)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,10 +89,7 @@ class SpellingCorrector:
         changed = False
         for i, token in enumerate(tokens):
             lead, core, trail = _EDGES.match(token).groups()
-            if len(core) < self.min_letters or not (core.isascii() and core.isalpha() and core.islower()) \
-                    or core in self.rank or self.inflected(core):
-                continue
-            best = self.correction(core)
+            best = self.correct_word(core)
             if best is None:
                 continue
             if not changed and not self.is_its_language(text):
@@ -72,6 +97,32 @@ class SpellingCorrector:
             tokens[i] = lead + best + trail
             changed = True
         return " ".join(tokens) if changed else text
+
+    def correct_word(self, core: str) -> str | None:
+        """The word `core` (no punctuation around it) should be written as, or None to keep it as written."""
+        if core.isascii() and core.isalpha():
+            if not core.islower() or len(core) < self.min_letters or self.known(core):
+                return None
+            return self.correction(core)
+        if sum(ch.isascii() and ch.isalpha() for ch in core) < 2 or not self.symbols_inside(core):
+            return None   # a number, an ordinal, a name with a version ("19th", "python3"), another script
+        readings = [w for w in latin_readings(core) if w.islower()]
+        known = [w for w in readings if self.known(w)]
+        if known:
+            return min(known, key=lambda w: self.rank.get(w, len(self.rank)))   # known with an ending: after
+        corrections = [c for c in map(self.correction, readings) if c] if len(core) >= self.min_letters else []
+        return min(corrections, key=self.rank.__getitem__) if corrections else None
+
+    @staticmethod
+    def symbols_inside(core: str) -> bool:
+        """Whether each digit or symbol of `core` stands between two ASCII letters ("w0man", "gr@ss"; not "19th",
+        "eth0", "l10n"): only there is it read as a letter."""
+        plain = lambda i: 0 <= i < len(core) and core[i].isascii() and core[i].isalpha()
+        return all(ch.isalpha() or (plain(i - 1) and plain(i + 1)) for i, ch in enumerate(core))
+
+    def known(self, word: str) -> bool:
+        """Whether the list knows `word`, as it is or with an ending."""
+        return word in self.rank or self.inflected(word)
 
     def inflected(self, word: str) -> bool:
         """Whether `word` is a known word with an ending ("radiators", "biker", "hedging", "shopped"): not a typo."""

@@ -6,7 +6,7 @@ import pytest
 
 from pixelrep.render import Renderer, RenderConfig, add_typos
 from pixelrep.render.segment import WordSegmenter
-from pixelrep.render.spelling import SpellingCorrector, load_corrector, one_edit_away
+from pixelrep.render.spelling import SpellingCorrector, latin_readings, load_corrector, one_edit_away
 
 SENTENCES = resources.files("pixelrep.render").joinpath("samples", "en.txt").read_text("utf-8").splitlines()[:300]
 # A tiny English list, most frequent first; its last three are beyond `common`, never a correction.
@@ -27,8 +27,12 @@ def tiny():
     ("the horses pianos", "the horses pianos"),     # a known word with an ending
     ("the man playinng", "the man playing"),        # ... but not a typo in the stem
     ("dont plays", "don't plays"),                  # a dropped apostrophe comes first
-    ("the man p1aying gu1tar", "the man p1aying gu1tar"),       # digits: what pixels read
-    ("the man plаying", "the man plаying"),         # a Cyrillic а: what pixels read
+    ("the man p1aying gu1tar", "the man playing guitar"),       # a digit between letters read as a letter
+    ("the man plаying pl@yinf.", "the man playing playing."),  # a Cyrillic а; a symbol, then one edit
+    ("the wömän plays", "the woman plays"),         # accented letters
+    ("the 0man pian0 run1", "the 0man pian0 run1"),  # digits at a word's edge: versions, ordinals ("python3", "19th")
+    ("the man pl4ying pla\u0301ying", "the man pl4ying pla\u0301ying"),   # imitate no letter: what pixels read
+    ("the man ΡLAYING", "the man ΡLAYING"),         # capitals stay capitals (a Greek Ρ)
     ("the man zorking", "the man zorking"),         # nothing one edit away
     ("the piano plays", "the piano plays"),         # known common words are kept
     ("the man playign", "the man playign"),         # a known word is kept, even a rare one (a corpus's typo)
@@ -47,6 +51,14 @@ def test_one_edit_away():
     edits = one_edit_away("ab")
     assert {"b", "a", "ba", "xb", "ax", "xab", "axb", "abx"} <= edits and "ab" not in edits
     assert len(one_edit_away("playnig")) == len(set(one_edit_away("playnig"))) > 300
+
+
+def test_latin_readings():
+    assert latin_readings("w0man") == ["woman", "wOman"]
+    assert set(latin_readings("1ane")) == {"lane", "Iane", "iane"}
+    assert latin_readings("сafé") == ["cafe"]                 # a Cyrillic с, an accented e
+    assert latin_readings("pl4y") == [] and latin_readings("") == [""]
+    assert len(latin_readings("1" * 10, limit=5)) == 5
 
 
 def test_bundled_corrector_on_english_samples():
