@@ -8,7 +8,7 @@ frequent of the list's first `common` words one edit away (a letter deleted, ins
 neighbours swapped: Damerau 1), keeping its punctuation. A word written with look-alikes of lower-case
 letters (a digit or symbol for a letter between two letters, "w0man", "gr@ss"; an accented letter, "cöffee"; a Cyrillic or
 Greek homoglyph) is read as the Latin letters they imitate (`latin_readings`, from the typo generator's
-table `perturb.LOOKALIKES`, plus Unicode decomposition for other accented letters): the most frequent
+table `perturb.LOOKALIKES`, plus canonical decomposition for other accented letters): the most frequent
 reading the list knows, else that reading's correction. Everything else stays as written: words the list
 knows (every word its corpus has 3 times or more, rare ones too) or knows with an ending ("radiators",
 "biker", "hedging"), words of fewer than `min_letters` letters, words with capitals (names and acronyms,
@@ -53,7 +53,9 @@ def _letters_imitated(ch: str) -> tuple[str, ...]:
     letters = tuple(c for c in LOOKALIKES.get(ch, "") if c.isascii() and c.isalpha())
     if letters:
         return letters
-    base = unicodedata.normalize("NFKD", ch)[0]
+    # Canonical decomposition only: an accent comes off ("ů" -> u), while fullwidth and mathematical letters,
+    # which only a compatibility decomposition (NFKD) would make ASCII, stay what the pixels read.
+    base = unicodedata.normalize("NFD", ch)[0]
     return (base,) if base != ch and base.isascii() and base.isalpha() else ()
 
 

@@ -58,6 +58,7 @@ def test_latin_readings():
     assert set(latin_readings("1ane")) == {"lane", "Iane", "iane"}
     assert latin_readings("сafé") == ["cafe"]                 # a Cyrillic с, an accented e
     assert latin_readings("pl4y") == [] and latin_readings("") == [""]
+    assert latin_readings("ｐｌａｙ") == [] and latin_readings("𝐩𝐥𝐚𝐲") == []   # fullwidth, math letters: as drawn
     assert len(latin_readings("1" * 10, limit=5)) == 5
 
 
