@@ -362,6 +362,11 @@ NEXT: tuple[Phase, ...] = (
     # pixel had stopped shrinking). On dev half a pixel 72.2 against default18's 71.4, but one pixel 63.1 against
     # 64.3 and two pixels 47.1 against 56.4: the moves it sees are the moves it reads.
     off_grid("default18-near", init="default17/final", seed=8, more_sets=("data.shift_max=1.0",)),
+    # docs/study.md, section 22: the shift curve's next point after the bundle (seed 9), trained at the end of the
+    # session (16 min on 2 threads) and scored on dev only: half / one / two pixels 71.7 / 64.8 / 57.4 against
+    # default18's 71.4 / 64.3 / 56.4, en 76.4, en-X 51.7, held-out retrieval 71.8 / 90.4 / 92.0. The next
+    # candidate; test not read.
+    off_grid("default19", init="default18/final", seed=9),
 )
 # What `pixelrep train default` runs (resumable; `--until default18` reproduces the bundled weights).
 SCHEDULE: tuple[Phase, ...] = LINEAGE + NEXT
