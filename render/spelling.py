@@ -1,22 +1,22 @@
 """Correcting English misspellings before word-aligned layout: one edit back to a common word.
 
-Word-aligned rendering gives each word the same token pixels wherever it stands, so a typo changes
-the whole cell of the word it hits, and a model has to have learnt that image too (docs/study.md,
-sections 4 and 21: more typos in training did not shrink the drop). `SpellingCorrector` rewrites a
-word the bundled list (`words/en.txt.gz`, as for `pixelrep.render.segment`) does not know as the most
-frequent of the list's first `common` words one edit away (a letter deleted, inserted, changed, or two
-neighbours swapped: Damerau 1), keeping its punctuation. A word written with look-alikes of lower-case
-letters (a digit or symbol for a letter between two letters, "w0man", "gr@ss"; an accented letter, "cöffee"; a Cyrillic or
-Greek homoglyph) is read as the Latin letters they imitate (`latin_readings`, from the typo generator's
-table `perturb.LOOKALIKES`, plus canonical decomposition for other accented letters): the most frequent
-reading the list knows, else that reading's correction. Everything else stays as written: words the list
-knows (every word its corpus has 3 times or more, rare ones too) or knows with an ending ("radiators",
-"biker", "hedging"), words of fewer than `min_letters` letters, words with capitals (names and acronyms,
-"Biden" is not "Widen"), words with characters that imitate no letter (combining accents, other scripts:
-what pixels read), words with no common word one edit away, and texts the segmenter's language gate does
-not take for English. The list comes from a corpus heavy in software
-text, so some everyday words are missing and get "corrected": STS-B en dev has real misspellings
-("busniness", "simular", "ingrediants", all put right) and also words such as "runny" (-> "funny").
+Word-aligned rendering gives each word the same token pixels wherever it stands, so a typo changes the whole
+cell of the word it hits, and a model has to have learnt that image too (docs/study.md, sections 4 and 21:
+more typos in training did not shrink the drop). `SpellingCorrector` rewrites a word the bundled list
+(`words/en.txt.gz`, as for `pixelrep.render.segment`) does not know as the most frequent of the list's first
+`common` words one edit away (a letter deleted, inserted, changed, or two neighbours swapped: Damerau 1),
+keeping its punctuation. A word written with look-alikes of lower-case letters (a digit or symbol for a letter
+between two letters, "w0man", "gr@ss"; an accented letter, "cöffee"; a Cyrillic or Greek homoglyph) is read as
+the Latin letters they imitate (`latin_readings`, from the typo generator's table `perturb.LOOKALIKES`, plus
+canonical decomposition for other accented letters): the most frequent reading the list knows, else that
+reading's correction. Everything else stays as written: words the list knows (every word its corpus has 3
+times or more, rare ones too) or knows with an ending ("radiators", "biker", "hedging"), words of fewer than
+`min_letters` letters, words with capitals (names and acronyms, "Biden" is not "Widen"), words with characters
+that imitate no letter (combining accents, fullwidth and mathematical letters, other scripts: what pixels
+read), words with no common word one edit away, and texts the segmenter's language gate does not take for
+English. The list comes from a corpus heavy in software text, so some everyday words are missing and get
+"corrected": STS-B en dev has real misspellings ("busniness", "simular", "ingrediants", all put right) and
+also words such as "runny" (-> "funny").
 """
 from __future__ import annotations
 
