@@ -18,6 +18,7 @@ from pixelrep.batch import collate
 from pixelrep.config import ModelConfig
 from pixelrep.model import PixelViT
 from pixelrep.render import Renderer, RenderConfig
+from pixelrep.render.grid import GridSnapper
 
 PRECISIONS = ("auto", "fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
 # Keywords MTEB and sentence-transformers pass that do not change a pixelrep embedding: MTEB's task
@@ -111,6 +112,7 @@ class PixelEncoder(nn.Module):
                              f"{r.max_patches}: the model would have no position for the last patches")
         self.vit = PixelViT(self.model_config)
         self.renderer = Renderer(self.render_config)
+        self._snapper = None       # a GridSnapper for this renderer, made when snap_to_grid first needs it
         self.metadata: dict = {}   # what config.json said about a loaded checkpoint (e.g. "trained")
 
     @property
@@ -145,7 +147,7 @@ class PixelEncoder(nn.Module):
         """Render from now on with these RenderConfig fields changed (validated first, so a bad value
         changes nothing), e.g. segment_words="" or chunk_chars=0; save_pretrained keeps them."""
         config = dataclasses.replace(self.render_config, **changes)
-        self.render_config, self.renderer = config, Renderer(config)
+        self.render_config, self.renderer, self._snapper = config, Renderer(config), None
 
     @property
     def segment_words(self) -> str:
@@ -217,7 +219,8 @@ class PixelEncoder(nn.Module):
             for start in range(0, len(sentences), RENDER_CHUNK):
                 rendered = self.renderer.render_batch(sentences[start:start + RENDER_CHUNK])
                 truncated += sum(r.truncated for r in rendered)
-                out[start:start + len(rendered)] = self.embed_rendered(rendered, batch_size, precision, bar)
+                out[start:start + len(rendered)] = self.embed_rendered(rendered, batch_size, precision, bar,
+                                                                        snap_to_grid=False)
         if truncated:
             # stacklevel 3: past this function and torch.no_grad's wrapper, to the caller's line.
             warnings.warn(self._truncation_message(truncated, len(sentences)), UserWarning, stacklevel=3)
@@ -291,10 +294,17 @@ class PixelEncoder(nn.Module):
         return fitted.to(device)
 
     @torch.no_grad()
-    def embed_rendered(self, rendered: Sequence, batch_size: int = 64, precision: str = "auto", bar=None) -> torch.Tensor:
+    def embed_rendered(self, rendered: Sequence, batch_size: int = 64, precision: str = "auto", bar=None,
+                       snap_to_grid: bool | None = None) -> torch.Tensor:
         """Embeddings float32 [n, d] (not normalised), in input order, of texts already rendered
         (pixelrep.render.Rendered, e.g. perturbed images of them), on the device the model sits on;
-        precision as encode's. encode() is this after rendering; `bar` (tqdm) is advanced per batch."""
+        precision as encode's. snap_to_grid (None: the render config's) first moves strips drawn a fraction
+        of a pixel off the renderer's grid back onto it (pixelrep.render.grid). encode() is this after
+        rendering, without the snap (its strips are on the grid); `bar` (tqdm) is advanced per batch."""
+        if self.render_config.snap_to_grid if snap_to_grid is None else snap_to_grid:
+            if self._snapper is None:
+                self._snapper = GridSnapper(self.renderer)
+            rendered = [self._snapper(r) for r in rendered]
         device = next(self.parameters()).device
         precision = resolve_precision(precision, device)
         out = torch.empty(len(rendered), self.embedding_dim, dtype=torch.float32, device=device)

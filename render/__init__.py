@@ -1,5 +1,6 @@
 """Text -> pixels: fonts, shaping, perturbations."""
 from pixelrep.render.config import MAX_PATCHES_LIMIT, Rendered, RenderConfig
+from pixelrep.render.grid import GridSnapper
 from pixelrep.render.fonts import ShapingUnavailableError, raqm_available
 from pixelrep.render.perturb import add_pixel_noise, add_typos, shuffle_words
 from pixelrep.render.renderer import Renderer, clean_text
@@ -13,4 +14,6 @@ __all__ = ["Renderer", "RenderConfig", "Rendered", "MAX_PATCHES_LIMIT", "clean_t
            # visual perturbations: character kinds (text, rate, rng) and image kinds (pixels, level)
            "TEXT_PERTURBATIONS", "perturb_text", "add_homoglyphs", "add_accents", "add_leetspeak", "split_words",
            "merge_words", "add_zero_width", "add_bidi_controls", "to_fullwidth", "to_math_letters", "add_case_noise",
-           "IMAGE_PERTURBATIONS", "perturb_pixels", "perturb_rendered", "blur", "jpeg", "low_resolution", "rotate_patches", "shift"]
+           "IMAGE_PERTURBATIONS", "perturb_pixels", "perturb_rendered", "blur", "jpeg", "low_resolution", "rotate_patches", "shift",
+           # strips drawn off the pixel grid moved back onto it (RenderConfig.snap_to_grid)
+           "GridSnapper"]

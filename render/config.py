@@ -40,6 +40,10 @@ class RenderConfig:
     # cuts each run of them into chunks of k and keeps the word's other characters whole, so with 1 a
     # Chinese or Japanese character gives the same token pixels wherever it stands.
     chunk_chars: int = 0
+    # True: strips given to PixelEncoder.embed_rendered (images drawn elsewhere, perturbed ones) are first
+    # moved back onto this renderer's pixel grid where they sit a fraction of a pixel off it
+    # (pixelrep.render.grid); encode()'s own renderings are on it already. False: read as given.
+    snap_to_grid: bool = False
 
     def __post_init__(self):
         if not 4 <= self.patch_size <= 64:
@@ -60,6 +64,8 @@ class RenderConfig:
         if self.correct_spelling not in ("",) + CORRECTORS:
             raise ValueError(f"RenderConfig.correct_spelling={self.correct_spelling!r}: use '' (text as written) or "
                              f"one of {CORRECTORS} (a bundled word list)")
+        if not isinstance(self.snap_to_grid, bool):
+            raise ValueError(f"RenderConfig.snap_to_grid={self.snap_to_grid!r}: use True or False")
         object.__setattr__(self, "fonts", tuple(self.fonts))
 
     def to_dict(self) -> dict:
