@@ -171,6 +171,7 @@ def test_the_bundle_removes_the_common_directions_the_recipe_declares():
     assert bundle.render_config.chunk_chars == recipe.CHUNK_CHARS and "(chunk_chars)" in bundle.metadata["description"]
     assert bundle.render_config.correct_spelling == recipe.CORRECT_SPELLING and \
         f"correct_spelling={recipe.CORRECT_SPELLING!r}" in bundle.metadata["description"]
+    assert bundle.render_config.snap_to_grid == recipe.SNAP_TO_GRID and "(snap_to_grid)" in bundle.metadata["description"]
 
 
 def test_translation_silver_pairs_grade_english_against_translations(tmp_path, monkeypatch):

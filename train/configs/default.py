@@ -242,6 +242,11 @@ CHUNK_CHARS = 1
 # And English words the re-spacer's list does not know put back one edit, to the most frequent common word
 # (RenderConfig.correct_spelling; docs/study.md, section 21; chosen on all of STS-B dev, weights unchanged).
 CORRECT_SPELLING = "en"
+# And images given to embed_rendered (drawn elsewhere, or the visual suite's image kinds) moved back onto the
+# renderer's pixel grid where they sit a fraction of a pixel off it (RenderConfig.snap_to_grid,
+# pixelrep.render.grid; docs/study.md, section 23; chosen on all of STS-B dev, weights unchanged: a half pixel
+# 71.4 -> 76.2, one pixel 64.3 -> 68.3, clean text untouched).
+SNAP_TO_GRID = True
 # The bundled model's lineage: the runs of this recipe, each continuing a checkpoint of the one before
 # (runs/<name>). The first five were run by hand before the schedule existed (BY_HAND; the exact commands
 # are in the README, "The bundled default model"), default6 by `pixelrep train default`. Sources name
@@ -490,7 +495,8 @@ def export(run_model: str, destination: str, results: str | None = None) -> None
                         f"those vectors")
         graded = {"graded_pairs": f"{GRADED_STEPS} steps x {GRADED_BATCH_SIZE} pairs of {pairs} (train/graded.py), lr "
                                   f"{lr_text(GRADED_LR)}, anchor weight {GRADED_ANCHOR:g}, seed 0, after the removal"}
-    encoder.set_render_config(segment_words=SEGMENT_WORDS, chunk_chars=CHUNK_CHARS, correct_spelling=CORRECT_SPELLING)
+    encoder.set_render_config(segment_words=SEGMENT_WORDS, chunk_chars=CHUNK_CHARS, correct_spelling=CORRECT_SPELLING,
+                              snap_to_grid=SNAP_TO_GRID)
     if SEGMENT_WORDS:
         description += f"; English text re-spaced before rendering (segment_words={SEGMENT_WORDS!r})"
     if CORRECT_SPELLING:
@@ -498,6 +504,8 @@ def export(run_model: str, destination: str, results: str | None = None) -> None
                         f"(correct_spelling={CORRECT_SPELLING!r})")
     if CHUNK_CHARS:
         description += f"; scripts written without spaces read {CHUNK_CHARS} character(s) per cell (chunk_chars)"
+    if SNAP_TO_GRID:
+        description += "; images drawn off the pixel grid moved back onto it before reading (snap_to_grid)"
     # float16 on disk: half the bytes in git and on GPU nodes; encode() computes in float32.
     encoder.save_pretrained(destination, dtype="float16", results=results, metadata={
         **encoder.metadata, "trained": True, "description": description, **graded, **lineage_facts()})
