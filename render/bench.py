@@ -7,7 +7,9 @@ Per set: a cold pass (fresh caches), then `runs` warm passes (median reported), 
 passes with fresh typos (rate 0.1, a new seed each pass, add_typos timed too), and the baseline:
 one ImageDraw.text call per sentence with the set's main font, as a naive renderer would do.
 Each set is also rendered word-aligned (RenderConfig.word_align, cells of WORD_ALIGN patches, on a
-canvas of WORD_ALIGN_MAX_PATCHES, as the default model reads): its patches per sentence and speed.
+canvas of WORD_ALIGN_MAX_PATCHES, as the default model reads): its patches per sentence and speed, and the
+grid snapper's (RenderConfig.snap_to_grid) on SNAP_SENTENCES of its strips moved half a pixel (the visual
+suite's `shift` kind, seeded): strips per second, and the share it puts back within one grey level on average.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from PIL import Image, ImageDraw
 
 from pixelrep.render.config import RenderConfig
 from pixelrep.render.fonts import ShapingUnavailableError, raqm_available
+from pixelrep.render.grid import GridSnapper
+from pixelrep.render.visual import perturb_rendered
 from pixelrep.render.perturb import add_typos
 from pixelrep.render.renderer import LEFT_PAD, Renderer
 
@@ -35,6 +39,7 @@ SET_SIZES = {"en": 2000, "de": 500, "ru": 500, "zh": 500, "ja": 500, "ar": 500}
 PIXEL_REFERENCE_PER_S = 5_100
 TARGET_EN_PER_S = 10_000
 WORD_ALIGN, WORD_ALIGN_MAX_PATCHES = 3, 512
+SNAP_SENTENCES = 200
 
 
 def _sts_sentences(data_dir: Path, lang: str, n: int) -> list[str]:
@@ -122,11 +127,17 @@ def _word_aligned(config: RenderConfig, sentences: list[str], runs: int, typo_ra
     for run in range(runs):
         rng = np.random.default_rng(run)
         typo.append(_per_s(lambda sents: [renderer.render(add_typos(s, typo_rate, rng)) for s in sents], sentences))
+    snapper = GridSnapper(renderer)
+    moved = [perturb_rendered(r, "shift", 0.5, rng=i) for i, r in enumerate(rendered[:SNAP_SENTENCES])]
+    snap = [_per_s(lambda strips: [snapper(m) for m in strips], moved) for _ in range(runs)]
+    back = [np.abs(snapper(m).pixels.astype(int) - r.pixels).mean() < 1 for m, r in zip(moved, rendered)]
     return {"word_align": WORD_ALIGN, "max_patches": WORD_ALIGN_MAX_PATCHES,
             "mean_patches": round(float(np.mean([r.num_patches for r in rendered])), 2),
             "truncated": sum(r.truncated for r in rendered),
             "sentences_per_s": round(statistics.median(w[0] for w in warm), 1),
-            "typo_sentences_per_s": round(statistics.median(t[0] for t in typo), 1)}
+            "typo_sentences_per_s": round(statistics.median(t[0] for t in typo), 1),
+            "snap_strips": len(moved), "snap_strips_per_s": round(statistics.median(x[0] for x in snap), 1),
+            "snap_put_back_share": round(float(np.mean(back)), 3) if back else None}
 
 
 def run_render_bench(data_dir: Path, runs: int = 3, typo_rate: float = 0.1,

@@ -9,15 +9,17 @@ renderer, a screenshot, a scan) can be moved back before the model reads it, wit
    obs[x] = (1 - f) ink[x] + f ink[x - 1]; that filter has an exact inverse, a one-tap recursion. Run with
    the wrong f it rings (ink below paper white or above black); with the right one it does not, and it
    gives a sharper strip than leaving it alone. So f is the fraction whose inverse stays within paper and
-   ink and sharpens most, searched on a grid and refined. A blur spreads ink both ways, so the mirrored
-   fraction 1 - f is then as clean as f: a strip like that is left as it is (moving it would not un-blur it).
+   ink and sharpens most, searched on a grid and refined. A blur spreads ink both ways: its mirrored
+   fraction 1 - f is as clean as f, and once undone it stays softer than the renderer draws (CRISP_SHARE);
+   such a strip is left as it is (moving it would not un-blur it).
 2. The whole pixels left. Down, from the strip's ink per row against the renderer's own (the mean over
-   frequent English words); across, with word-aligned layout, from where ink starts after a gap (a word's
-   first column: LEFT_PAD or one past it in its cell) against where the renderer starts words.
+   frequent English words; only where the rows fit it: Latin, Greek, Cyrillic); across, with word-aligned
+   layout, from where ink starts after a gap (a word's first column: LEFT_PAD or one past it in its cell)
+   against where the renderer starts words.
 
 A strip found on the grid (no fraction on either axis) comes back unchanged, so text the renderer drew is
-never touched; a move by whole pixels alone is not looked for. ~15 ms per STS-length strip on one CPU
-thread (numpy only).
+never touched; a move by whole pixels alone is not looked for. ~14 ms per STS-length strip on one CPU
+thread (numpy only; `pixelrep bench render`: 72 English strips/s).
 """
 from __future__ import annotations
 

@@ -112,4 +112,7 @@ def test_bench_report_has_every_set_and_the_baseline(tmp_path):
         assert r["missing_glyphs"] == 0
         aligned = r["word_aligned"]   # words on cell boundaries take more patches than running text
         assert aligned["mean_patches"] > r["mean_patches"] and aligned["sentences_per_s"] > 0
+        assert aligned["snap_strips"] == 12 and aligned["snap_strips_per_s"] > 0
+        if lang == "en":   # Latin strips moved half a pixel are put back
+            assert aligned["snap_put_back_share"] >= 0.75
     json.dumps(report)
