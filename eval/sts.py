@@ -105,8 +105,9 @@ class PerturbedPixelEncoder:
 
     Built from the encoder's public pieces: its renderer draws each sentence, the perturbation
     (`pixelrep.render.perturb_rendered`) changes the text patches (the end patch stays as drawn, so
-    the model still sees where the text ends), and `PixelEncoder.embed_rendered` reads them as
-    encode() reads its own renderings, on the device the encoder sits on. A sentence's random draws are seeded from
+    the model still sees where the text ends), and `PixelEncoder.embed_rendered` reads them as it reads
+    any image (snapped back onto the pixel grid first where the render config's snap_to_grid says so),
+    on the device the encoder sits on. A sentence's random draws are seeded from
     `seed` and the sentence itself, so its embedding does not depend on the batch it came in.
     """
 
