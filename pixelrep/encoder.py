@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from pixelrep.batch import collate
 from pixelrep.config import ModelConfig
 from pixelrep.model import PixelViT
-from pixelrep.render import Renderer, RenderConfig
+from pixelrep.render import Rendered, Renderer, RenderConfig
 from pixelrep.render.grid import GridSnapper
 
 PRECISIONS = ("auto", "fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
@@ -323,6 +323,47 @@ class PixelEncoder(nn.Module):
         finally:
             self.train(was_training)
         return out
+
+    def image_to_rendered(self, image, index: int = 0) -> Rendered:
+        """A grey text strip drawn elsewhere (uint8 array [patch_size, W] or a PIL image of that height; white
+        paper, dark ink) as this encoder's renderer would hand it over: padded with paper to whole patches,
+        cut at the canvas (flagged `truncated`) and, with eos_patch, closed by the black end patch."""
+        if hasattr(image, "convert"):   # a PIL image
+            image = np.asarray(image.convert("L"))
+        pixels = np.asarray(image)
+        ps = self.render_config.patch_size
+        if pixels.ndim != 2 or pixels.dtype != np.uint8 or pixels.shape[0] != ps:
+            raise ValueError(f"image {index}: expected a grey uint8 strip {ps} pixels tall (white paper, dark ink; "
+                             f"scale it so the text is {self.render_config.font_size:g} px, as this model's renderer "
+                             f"draws it), got {pixels.dtype} {list(pixels.shape)}")
+        eos = 1 if self.render_config.eos_patch else 0
+        room = self.render_config.max_patches - eos
+        patches = max(1, -(-pixels.shape[1] // ps))
+        truncated = patches > room
+        patches = min(patches, room)
+        out = np.full((ps, (patches + eos) * ps), 255, dtype=np.uint8)
+        width = min(pixels.shape[1], patches * ps)
+        out[:, :width] = pixels[:, :width]
+        if eos:
+            out[:, patches * ps:] = 0
+        return Rendered(pixels=out, num_patches=patches + eos, truncated=truncated)
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence, batch_size: int = 64, normalize: bool = True, precision: str = "auto",
+                      snap_to_grid: bool | None = None) -> np.ndarray:
+        """Embed images of text lines (see image_to_rendered): np.ndarray float32 [n, d]. snap_to_grid (None: the
+        render config's) first moves strips drawn a fraction of a pixel off the renderer's grid back onto it
+        (pixelrep.render.grid). The model stays on its device; a strip wider than the canvas is cut, with a warning."""
+        if isinstance(images, np.ndarray) and images.ndim == 2:
+            raise TypeError("encode_images takes a sequence of strips; wrap a single one in a list")
+        rendered = [self.image_to_rendered(image, i) for i, image in enumerate(images)]
+        truncated = sum(r.truncated for r in rendered)
+        if truncated:
+            warnings.warn(self._truncation_message(truncated, len(rendered)), UserWarning, stacklevel=3)
+        if not rendered:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        out = self.embed_rendered(rendered, batch_size, precision, snap_to_grid=snap_to_grid)
+        return (F.normalize(out, dim=-1) if normalize else out).cpu().numpy()
 
     # ------------------------------------------------------------------ save / load
 

@@ -91,3 +91,22 @@ def test_the_encoder_snaps_images_only(tmp_path):
     assert torch.dist(snapped, reference) < 0.1 * torch.dist(as_given, reference)
     encoder.save_pretrained(tmp_path / "m")
     assert PixelEncoder.from_pretrained(tmp_path / "m").render_config.snap_to_grid is True
+
+
+def test_encode_images_reads_a_strip_as_encode_reads_its_text():
+    torch.manual_seed(0)
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64, patches_per_token=3),
+                           RenderConfig(max_patches=64, word_align=3, snap_to_grid=True))
+    clean = encoder.renderer.render(SENTENCES[1])
+    text_area = clean.pixels[:, :(clean.num_patches - 1) * 16]
+    from PIL import Image
+    from_text = encoder.encode([SENTENCES[1]], precision="fp32")
+    from_image = encoder.encode_images([text_area, Image.fromarray(text_area)], precision="fp32")
+    assert np.allclose(from_image, from_text, atol=1e-5)
+    moved = perturb_rendered(clean, "shift", 0.5, rng=2).pixels[:, :text_area.shape[1]]
+    snapped, as_given = (encoder.encode_images([moved], precision="fp32", snap_to_grid=snap) for snap in (None, False))
+    assert np.abs(snapped - from_text).max() < 0.1 * np.abs(as_given - from_text).max()
+    with pytest.raises(ValueError, match="image 1: expected a grey uint8 strip 16 pixels tall"):
+        encoder.encode_images([text_area, np.zeros((32, 64), dtype=np.uint8)])
+    with pytest.warns(UserWarning, match="1 of 1 inputs were longer"):
+        assert encoder.encode_images([np.full((16, 16 * 100), 255, dtype=np.uint8)]).shape == (1, encoder.embedding_dim)
