@@ -28,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from pixelrep.render.config import Rendered
+from pixelrep.render.visual import _move   # whole pixels: the shift kind's own move, without a fraction
 
 # Fractions tried (then refined around the best few): a 0.03-pixel grid.
 COARSE_FRACTIONS = np.round(np.arange(0.02, 0.99, 0.03), 4)
@@ -128,18 +129,6 @@ def estimate_fraction(ink: np.ndarray, axis: int) -> float:
     return fraction
 
 
-def _move_whole(ink: np.ndarray, pixels: int, axis: int) -> np.ndarray:
-    if pixels == 0:
-        return ink
-    out = np.zeros_like(ink)
-    n = ink.shape[axis]
-    src, dst = [slice(None)] * 2, [slice(None)] * 2
-    src[axis] = slice(max(0, -pixels), n - max(0, pixels))
-    dst[axis] = slice(max(0, pixels), n - max(0, -pixels))
-    out[tuple(dst)] = ink[tuple(src)]
-    return out
-
-
 def _crispness(ink: np.ndarray) -> float:
     """The share of inked pixels that are a stroke's core: the renderer's strips ~0.44, blurred ones below 0.2."""
     return float((ink >= CRISP_LEVEL).sum() / max((ink > INK_LEVEL).sum(), 1))
@@ -186,7 +175,7 @@ class GridSnapper:
         """Whole pixels the ink sits below the renderer's rows (0 unless its rows look like the reference's: Latin
         text; Chinese, Japanese or Arabic rows fit no move of it, ROW_MISFIT_LIMIT)."""
         share = ink.sum(1) / max(ink.sum(), 1e-9)
-        misfit = {k: float(((share - _move_whole(self.row_ink[:, None], k, 0)[:, 0]) ** 2).sum())
+        misfit = {k: float(((share - _move(self.row_ink[:, None], k, 0)[:, 0]) ** 2).sum())
                   for k in range(-WHOLE_REACH, WHOLE_REACH + 1)}
         best = min(misfit, key=lambda k: (misfit[k], abs(k)))
         return best if misfit[best] <= ROW_MISFIT_LIMIT else 0
@@ -215,8 +204,8 @@ class GridSnapper:
         if _crispness(ink) < CRISP_SHARE * self.crispness:
             return rendered     # still soft once undone: blurred (or low resolution), not moved
         if self.cell:
-            ink = _move_whole(ink, -self._whole_across(ink), 1)
-        ink = _move_whole(ink, -self._whole_down(ink), 0)
+            ink = _move(ink, -self._whole_across(ink), 1)
+        ink = _move(ink, -self._whole_down(ink), 0)
         pixels = rendered.pixels.copy()
         pixels[:, :ink.shape[1]] = (255.0 - np.rint(ink)).clip(0, 255).astype(np.uint8)
         return dataclasses.replace(rendered, pixels=pixels)
