@@ -244,8 +244,8 @@ CHUNK_CHARS = 1
 CORRECT_SPELLING = "en"
 # And images given to embed_rendered (drawn elsewhere, or the visual suite's image kinds) moved back onto the
 # renderer's pixel grid where they sit a fraction of a pixel off it (RenderConfig.snap_to_grid,
-# pixelrep.render.grid; docs/study.md, section 23; chosen on all of STS-B dev, weights unchanged: a half pixel
-# 71.4 -> 76.2, one pixel 64.3 -> 68.3, clean text untouched).
+# pixelrep.render.grid; docs/study.md, section 23; chosen on all of STS-B dev, weights unchanged: half / one / two
+# pixels 71.4 / 64.3 / 56.4 -> 76.3 / 75.3 / 70.5; clean, blurred, JPEG, low-resolution and rotated strips untouched).
 SNAP_TO_GRID = True
 # The bundled model's lineage: the runs of this recipe, each continuing a checkpoint of the one before
 # (runs/<name>). The first five were run by hand before the schedule existed (BY_HAND; the exact commands
