@@ -18,6 +18,7 @@ from pixelrep.batch import collate
 from pixelrep.config import ModelConfig
 from pixelrep.model import PixelViT
 from pixelrep.render import Rendered, Renderer, RenderConfig
+from pixelrep.render.cells import CellAligner
 from pixelrep.render.grid import GridSnapper
 
 PRECISIONS = ("auto", "fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
@@ -29,6 +30,9 @@ IGNORED_KWARGS = ("task_name", "prompt_type", "task_metadata", "hf_split", "hf_s
                   "chunk_size", "task")
 RENDER_CHUNK = 8192          # sentences rendered, length-sorted and encoded together: bounds host memory
 AUTO_PROGRESS_MIN = 1000     # show_progress_bar=None shows a bar from this many sentences (on a terminal)
+# How encode_images takes a strip's layout (pixelrep.render.cells): "auto" lays a line drawn as continuous text out in
+# the word-aligned model's cells and leaves one already in cells alone; "cells" reads as given; "continuous" lays out.
+IMAGE_LAYOUTS = ("auto", "cells", "continuous")
 
 
 def default_device() -> torch.device:
@@ -113,6 +117,7 @@ class PixelEncoder(nn.Module):
         self.vit = PixelViT(self.model_config)
         self.renderer = Renderer(self.render_config)
         self._snapper = None       # a GridSnapper for this renderer, made when snap_to_grid first needs it
+        self._aligner = None       # a CellAligner for it, made when an image first needs laying out in cells
         self.metadata: dict = {}   # what config.json said about a loaded checkpoint (e.g. "trained")
 
     @property
@@ -147,7 +152,7 @@ class PixelEncoder(nn.Module):
         """Render from now on with these RenderConfig fields changed (validated first, so a bad value
         changes nothing), e.g. segment_words="" or chunk_chars=0; save_pretrained keeps them."""
         config = dataclasses.replace(self.render_config, **changes)
-        self.render_config, self.renderer, self._snapper = config, Renderer(config), None
+        self.render_config, self.renderer, self._snapper, self._aligner = config, Renderer(config), None, None
 
     @property
     def segment_words(self) -> str:
@@ -302,9 +307,7 @@ class PixelEncoder(nn.Module):
         of a pixel off the renderer's grid back onto it (pixelrep.render.grid). encode() is this after
         rendering, without the snap (its strips are on the grid); `bar` (tqdm) is advanced per batch."""
         if self.render_config.snap_to_grid if snap_to_grid is None else snap_to_grid:
-            if self._snapper is None:
-                self._snapper = GridSnapper(self.renderer)
-            rendered = [self._snapper(r) for r in rendered]
+            rendered = self._snapped(rendered)
         device = next(self.parameters()).device
         precision = resolve_precision(precision, device)
         out = torch.empty(len(rendered), self.embedding_dim, dtype=torch.float32, device=device)
@@ -324,10 +327,19 @@ class PixelEncoder(nn.Module):
             self.train(was_training)
         return out
 
-    def image_to_rendered(self, image, index: int = 0) -> Rendered:
+    def _snapped(self, rendered: Sequence[Rendered]) -> list[Rendered]:
+        if self._snapper is None:
+            self._snapper = GridSnapper(self.renderer)
+        return [self._snapper(r) for r in rendered]
+
+    def image_to_rendered(self, image, index: int = 0, layout: str = "auto") -> Rendered:
         """A grey text strip drawn elsewhere (uint8 array [patch_size, W] or a PIL image of that height; white
-        paper, dark ink) as this encoder's renderer would hand it over: padded with paper to whole patches,
-        cut at the canvas (flagged `truncated`) and, with eos_patch, closed by the black end patch."""
+        paper, dark ink) as this encoder's renderer would hand it over: with a word-aligned renderer its words
+        laid out in cells when drawn as continuous text (layout, one of IMAGE_LAYOUTS; pixelrep.render.cells),
+        padded with paper to whole patches, cut at the canvas (flagged `truncated`) and, with eos_patch, closed
+        by the black end patch."""
+        if layout not in IMAGE_LAYOUTS:
+            raise ValueError(f"layout={layout!r}: use one of {IMAGE_LAYOUTS}")
         if hasattr(image, "convert"):   # a PIL image
             image = np.asarray(image.convert("L"))
         pixels = np.asarray(image)
@@ -336,6 +348,27 @@ class PixelEncoder(nn.Module):
             raise ValueError(f"image {index}: expected a grey uint8 strip {ps} pixels tall (white paper, dark ink; "
                              f"scale it so the text is {self.render_config.font_size:g} px, as this model's renderer "
                              f"draws it), got {pixels.dtype} {list(pixels.shape)}")
+        return self._in_cells(self._as_rendered(pixels), layout)
+
+    def _in_cells(self, rendered: Rendered, layout: str) -> Rendered:
+        """`rendered` with its words laid out in cells as `layout` says (image_to_rendered), cut again at the canvas."""
+        if layout == "continuous" and not self.render_config.word_align:
+            raise ValueError("layout='continuous' lays words out in cells, and this encoder's renderer has none "
+                             "(RenderConfig.word_align=0): it reads continuous text as given, with layout='auto'")
+        if layout == "cells" or not self.render_config.word_align:
+            return rendered
+        if self._aligner is None:
+            self._aligner = CellAligner(self.renderer)
+        text = rendered.pixels[:, :rendered.pixels.shape[1] - (self.render_config.patch_size if self.render_config.eos_patch else 0)]
+        laid = (self._aligner if layout == "auto" else self._aligner.lay_out)(text)
+        if laid is text:
+            return rendered
+        out = self._as_rendered(laid)
+        return dataclasses.replace(out, truncated=out.truncated or rendered.truncated)
+
+    def _as_rendered(self, pixels: np.ndarray) -> Rendered:
+        """A validated strip padded with paper to whole patches, cut at the canvas, closed by the end patch."""
+        ps = self.render_config.patch_size
         eos = 1 if self.render_config.eos_patch else 0
         room = self.render_config.max_patches - eos
         patches = max(1, -(-pixels.shape[1] // ps))
@@ -350,19 +383,27 @@ class PixelEncoder(nn.Module):
 
     @torch.no_grad()
     def encode_images(self, images: Sequence, batch_size: int = 64, normalize: bool = True, precision: str = "auto",
-                      snap_to_grid: bool | None = None) -> np.ndarray:
+                      snap_to_grid: bool | None = None, layout: str = "auto") -> np.ndarray:
         """Embed images of text lines (see image_to_rendered): np.ndarray float32 [n, d]. snap_to_grid (None: the
         render config's) first moves strips drawn a fraction of a pixel off the renderer's grid back onto it
-        (pixelrep.render.grid). The model stays on its device; a strip wider than the canvas is cut, with a warning."""
+        (pixelrep.render.grid); then layout (IMAGE_LAYOUTS) "auto" lays a line drawn as continuous text (a
+        screenshot, another renderer) out in the word-aligned model's cells (pixelrep.render.cells), and "cells"
+        reads it as given. The model stays on its device; a strip wider than the canvas is cut, with a warning."""
         if isinstance(images, np.ndarray) and images.ndim == 2:
             raise TypeError("encode_images takes a sequence of strips; wrap a single one in a list")
-        rendered = [self.image_to_rendered(image, i) for i, image in enumerate(images)]
+        if layout not in IMAGE_LAYOUTS:
+            raise ValueError(f"layout={layout!r}: use one of {IMAGE_LAYOUTS}")
+        rendered = [self.image_to_rendered(image, i, layout="cells") for i, image in enumerate(images)]
+        if self.render_config.snap_to_grid if snap_to_grid is None else snap_to_grid:
+            # Onto the grid before the layout: a word's edges are found, and its cell chosen, from exact pixels.
+            rendered = self._snapped(rendered)
+        rendered = [self._in_cells(r, layout) for r in rendered]
         truncated = sum(r.truncated for r in rendered)
         if truncated:
             warnings.warn(self._truncation_message(truncated, len(rendered)), UserWarning, stacklevel=3)
         if not rendered:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        out = self.embed_rendered(rendered, batch_size, precision, snap_to_grid=snap_to_grid)
+        out = self.embed_rendered(rendered, batch_size, precision, snap_to_grid=False)
         return (F.normalize(out, dim=-1) if normalize else out).cpu().numpy()
 
     # ------------------------------------------------------------------ save / load

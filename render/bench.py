@@ -9,7 +9,9 @@ one ImageDraw.text call per sentence with the set's main font, as a naive render
 Each set is also rendered word-aligned (RenderConfig.word_align, cells of WORD_ALIGN patches, on a
 canvas of WORD_ALIGN_MAX_PATCHES, as the default model reads): its patches per sentence and speed, and the
 grid snapper's (RenderConfig.snap_to_grid) on SNAP_SENTENCES of its strips moved half a pixel (the visual
-suite's `shift` kind, seeded): strips per second, and the share it puts back within one grey level on average.
+suite's `shift` kind, seeded): strips per second, and the share it puts back within one grey level on average;
+and the cell aligner's (pixelrep.render.cells) on the same sentences drawn as continuous text: strips per second,
+and the share it lays out exactly as the word-aligned renderer draws them.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from PIL import Image, ImageDraw
 
 from pixelrep.render.config import RenderConfig
 from pixelrep.render.fonts import ShapingUnavailableError, raqm_available
+from pixelrep.render.cells import CellAligner
 from pixelrep.render.grid import GridSnapper
 from pixelrep.render.visual import perturb_rendered
 from pixelrep.render.perturb import add_typos
@@ -131,13 +134,22 @@ def _word_aligned(config: RenderConfig, sentences: list[str], runs: int, typo_ra
     moved = [perturb_rendered(r, "shift", 0.5, rng=i) for i, r in enumerate(rendered[:SNAP_SENTENCES])]
     snap = [_per_s(lambda strips: [snapper(m) for m in strips], moved) for _ in range(runs)]
     back = [np.abs(snapper(m).pixels.astype(int) - r.pixels).mean() < 1 for m, r in zip(moved, rendered)]
+    aligner = CellAligner(renderer)
+    continuous = Renderer(dataclasses.replace(renderer.config, word_align=0))
+    eos = config.patch_size if config.eos_patch else 0
+    lines = [r.pixels[:, :r.pixels.shape[1] - eos] for r in map(continuous.render, sentences[:SNAP_SENTENCES])]
+    lay_out = [_per_s(lambda strips: [aligner(m) for m in strips], lines) for _ in range(runs)]
+    exact = [np.array_equal(aligner(m), r.pixels[:, :r.pixels.shape[1] - eos])
+             for m, r in zip(lines, rendered) if not r.truncated]
     return {"word_align": WORD_ALIGN, "max_patches": WORD_ALIGN_MAX_PATCHES,
             "mean_patches": round(float(np.mean([r.num_patches for r in rendered])), 2),
             "truncated": sum(r.truncated for r in rendered),
             "sentences_per_s": round(statistics.median(w[0] for w in warm), 1),
             "typo_sentences_per_s": round(statistics.median(t[0] for t in typo), 1),
             "snap_strips": len(moved), "snap_strips_per_s": round(statistics.median(x[0] for x in snap), 1),
-            "snap_put_back_share": round(float(np.mean(back)), 3) if back else None}
+            "snap_put_back_share": round(float(np.mean(back)), 3) if back else None,
+            "cells_strips": len(lines), "cells_strips_per_s": round(statistics.median(x[0] for x in lay_out), 1),
+            "cells_exact_share": round(float(np.mean(exact)), 3) if exact else None}
 
 
 def run_render_bench(data_dir: Path, runs: int = 3, typo_rate: float = 0.1,

@@ -1,0 +1,90 @@
+"""Laying a line drawn as continuous text out in a word-aligned renderer's cells (pixelrep.render.cells): the
+renderer's own continuous drawings come out as its word-aligned ones, strips already in cells are left alone, and
+encode_images reads a continuous line as encode() reads its text."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from pixelrep import ModelConfig, PixelEncoder
+from pixelrep.render import Renderer, RenderConfig
+from pixelrep.render.cells import CellAligner
+from pixelrep.render.visual import _move
+
+# Slanted letters across a space ("A young", "y, w"), digits whose side bearings leave wide gaps inside a
+# number ("11"), punctuation and quotes at word edges.
+SENTENCES = ["A young child is riding a horse.", "A woman is slicing an onion, very slowly.",
+             "The dollar was at 116.92 yen, flat on the session.", 'He said: "It\'s a huge black eye."',
+             "After 9/11, agents spent 1,650 hours on it.", "Two dogs run through the snow near a red barn."]
+
+
+@pytest.fixture(scope="module")
+def aligned() -> Renderer:
+    return Renderer(RenderConfig(max_patches=128, word_align=3))
+
+
+@pytest.fixture(scope="module")
+def aligner(aligned) -> CellAligner:
+    return CellAligner(aligned)
+
+
+def _text(rendered) -> np.ndarray:
+    return rendered.pixels[:, :rendered.pixels.shape[1] - rendered.pixels.shape[0]]   # less the end patch
+
+
+@pytest.mark.parametrize("sentence", SENTENCES)
+def test_a_continuous_line_is_laid_out_as_the_renderer_lays_out_its_words(aligned, aligner, sentence):
+    continuous = Renderer(dataclasses.replace(aligned.config, word_align=0))
+    line = _text(continuous.render(sentence))
+    assert not aligner.in_cells(line)
+    assert np.array_equal(aligner(line), _text(aligned.render(sentence)))
+
+
+def test_strips_in_cells_are_left_alone_even_moved_by_whole_pixels(aligned, aligner):
+    for sentence in SENTENCES:
+        strip = _text(aligned.render(sentence))
+        assert aligner(strip) is strip
+        for pixels in (-2, 1, 3):
+            moved = (255 - _move(255.0 - strip, pixels, 1)).astype(np.uint8)
+            assert aligner.in_cells(moved), (sentence, pixels)
+    blank = np.full((16, 96), 255, dtype=np.uint8)
+    assert aligner(blank) is blank and aligner.lay_out(blank).shape == (16, 0)
+
+
+def test_the_aligner_needs_cells():
+    with pytest.raises(ValueError, match="word-aligned renderer"):
+        CellAligner(Renderer(RenderConfig(max_patches=64)))
+
+
+def test_encode_images_reads_a_continuous_line_as_encode_reads_its_text():
+    torch.manual_seed(0)
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64, patches_per_token=3),
+                           RenderConfig(max_patches=64, word_align=3))
+    continuous = Renderer(dataclasses.replace(encoder.render_config, word_align=0))
+    lines = [_text(continuous.render(s)) for s in SENTENCES[:3]]
+    from_text = encoder.encode(SENTENCES[:3], precision="fp32")
+    assert np.allclose(encoder.encode_images(lines, precision="fp32"), from_text, atol=1e-5)
+    assert np.allclose(encoder.encode_images(lines, precision="fp32", layout="continuous"), from_text, atol=1e-5)
+    as_given = encoder.encode_images(lines, precision="fp32", layout="cells")
+    assert (as_given * from_text).sum(1).max() < 0.99
+    # A strip in cells is read as it is, whatever the layout asks: laying its words out again changes nothing.
+    in_cells = _text(encoder.renderer.render(SENTENCES[0]))
+    assert np.array_equal(encoder.image_to_rendered(in_cells, layout="continuous").pixels,
+                          encoder.image_to_rendered(in_cells, layout="cells").pixels)
+    with pytest.raises(ValueError, match="layout='sideways'"):
+        encoder.encode_images(lines, layout="sideways")
+    continuous_model = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64), RenderConfig(max_patches=64))
+    with pytest.raises(ValueError, match="renderer has none"):
+        continuous_model.encode_images(lines, layout="continuous")
+
+
+def test_a_laid_out_line_past_the_canvas_is_cut_and_flagged():
+    encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=16, patches_per_token=3),
+                           RenderConfig(max_patches=16, word_align=3))
+    line = _text(Renderer(dataclasses.replace(encoder.render_config, word_align=0, max_patches=64)).render(SENTENCES[0]))
+    assert line.shape[1] <= 15 * 16          # fits the canvas as continuous text, not once in cells
+    rendered = encoder.image_to_rendered(line)
+    assert rendered.truncated and rendered.num_patches == 16
+    with pytest.warns(UserWarning, match="1 of 1 inputs were longer"):
+        encoder.encode_images([line])
