@@ -142,7 +142,9 @@ def _visual_rows(models: list[dict]) -> dict[str, dict]:
     """Task name -> {kind, level, unit, on_pixels, n} of the visual suite, in the order the models ran them.
 
     unit: what an image kind's level is ("sigma", "quality", "scale", "degrees"); "" for a rate."""
-    from pixelrep.render.visual import IMAGE_PERTURBATIONS
+    from pixelrep.render.visual import IMAGE_PERTURBATIONS, LAYOUT_PERTURBATIONS
+
+    units = {**{kind: unit for kind, (_, unit) in IMAGE_PERTURBATIONS.items()}, **LAYOUT_PERTURBATIONS}
 
     rows: dict[str, dict] = {}
     for m in models:
@@ -150,7 +152,7 @@ def _visual_rows(models: list[dict]) -> dict[str, dict]:
             if r["suite"] == "visual" and r["task"] not in rows:
                 kind, on_pixels = r.get("perturbation") or "clean", bool(r.get("on_pixels"))
                 rows[r["task"]] = dict(kind=kind, level=r.get("level"), on_pixels=on_pixels, n=r["n"],
-                                       unit=IMAGE_PERTURBATIONS[kind][1] if on_pixels else "")
+                                       unit=units[kind] if on_pixels else "")
     return rows
 
 

@@ -5,13 +5,15 @@ torch): PixelEncoder, sentence-transformers models, or a test double.
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
-from pixelrep.render.visual import IMAGE_PERTURBATIONS, perturb_rendered
+from pixelrep.render import Renderer
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, LAYOUT_PERTURBATIONS, perturb_rendered
 
 
 def encode(model, sentences: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -107,23 +109,37 @@ class PerturbedPixelEncoder:
     (`pixelrep.render.perturb_rendered`) changes the text patches (the end patch stays as drawn, so
     the model still sees where the text ends), and `PixelEncoder.embed_rendered` reads them as it reads
     any image (snapped back onto the pixel grid first where the render config's snap_to_grid says so),
-    on the device the encoder sits on. A sentence's random draws are seeded from
-    `seed` and the sentence itself, so its embedding does not depend on the batch it came in.
+    on the device the encoder sits on. The layout kind (LAYOUT_PERTURBATIONS: "continuous") draws each
+    sentence as continuous text instead, moves it by `level` pixels, and reads it as a user's image
+    (`PixelEncoder.encode_images`). A sentence's random draws are seeded from `seed` and the sentence
+    itself, so its embedding does not depend on the batch it came in.
     """
 
     def __init__(self, encoder, kind: str, level: float, seed: int = 0):
-        if kind not in IMAGE_PERTURBATIONS:
-            raise ValueError(f"unknown image perturbation {kind!r}; known: {', '.join(IMAGE_PERTURBATIONS)}")
+        if kind not in IMAGE_PERTURBATIONS and kind not in LAYOUT_PERTURBATIONS:
+            known = ", ".join([*IMAGE_PERTURBATIONS, *LAYOUT_PERTURBATIONS])
+            raise ValueError(f"unknown image perturbation {kind!r}; known: {known}")
         self.encoder, self.kind, self.level, self.seed = encoder, kind, level, seed
+        self.continuous = (Renderer(dataclasses.replace(encoder.render_config, word_align=0))
+                           if kind in LAYOUT_PERTURBATIONS else None)
 
     def render(self, sentence: str):
-        """The sentence as the encoder draws it, with the perturbation applied to its text patches."""
+        """The sentence as the encoder draws it (continuous, for the layout kind), with the perturbation applied to its
+        text patches."""
         rng = np.random.default_rng([self.seed, zlib.crc32(sentence.encode("utf-8", "surrogatepass"))])
+        eos_patch = self.encoder.render_config.eos_patch
+        if self.kind in LAYOUT_PERTURBATIONS:
+            rendered = self.continuous.render(sentence)
+            return perturb_rendered(rendered, "shift", self.level, rng=rng, eos_patch=eos_patch) if self.level else rendered
         return perturb_rendered(self.encoder.renderer.render(sentence), self.kind, self.level, rng=rng,
-                                eos_patch=self.encoder.render_config.eos_patch)
+                                eos_patch=eos_patch)
 
     def encode(self, sentences: Sequence[str], batch_size: int = 64, precision: str = "auto", **kwargs) -> np.ndarray:
         """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; precision
         as PixelEncoder.encode's; other keywords (show_progress_bar, ...) are accepted and change nothing."""
         rendered = [self.render(s) for s in sentences]
+        if self.kind in LAYOUT_PERTURBATIONS:
+            ps = self.encoder.render_config.patch_size if self.encoder.render_config.eos_patch else 0
+            return self.encoder.encode_images([r.pixels[:, :r.pixels.shape[1] - ps] for r in rendered], batch_size,
+                                              normalize=False, precision=precision)
         return self.encoder.embed_rendered(rendered, batch_size, precision).cpu().numpy()

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from pixelrep.eval.data import EXTENSIONS, StsData, concat, cross_pairs, is_sts_file, load_sts_file, dataset_to_sts
 from pixelrep.eval.sts import CachedEncoder, PerturbedPixelEncoder, predict_similarity, score_predictions
-from pixelrep.render.visual import IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS
+from pixelrep.render.visual import IMAGE_PERTURBATIONS, LAYOUT_PERTURBATIONS, TEXT_PERTURBATIONS
 
 SUITES = ("english", "stsb-multi", "crosslingual", "sts17", "robustness", "visual")
 SUITE_CHOICES = SUITES + ("all",)
@@ -36,10 +36,10 @@ TYPO_RATES = (0.05, 0.1, 0.2)
 # The visual suite: every character kind of pixelrep.render.visual at each rate, every image kind at
 # three levels, mildest first: blur sigma (px), JPEG quality, low-res scale, degrees each patch turns,
 # pixels the ink moves.
-VISUAL_KINDS = tuple(TEXT_PERTURBATIONS) + tuple(IMAGE_PERTURBATIONS)
+VISUAL_KINDS = tuple(TEXT_PERTURBATIONS) + tuple(IMAGE_PERTURBATIONS) + tuple(LAYOUT_PERTURBATIONS)
 VISUAL_RATES = (0.1, 0.3, 0.5)
 VISUAL_IMAGE_LEVELS = {"blur": (0.5, 1.0, 1.5), "jpeg": (50, 20, 10), "low-res": (0.75, 0.5, 0.35), "rotate": (3, 6, 10),
-                       "shift": (0.5, 1.0, 2.0)}
+                       "shift": (0.5, 1.0, 2.0), "continuous": (0.0, 0.5, 1.0)}
 IMAGE_NOT_APPLICABLE = "image perturbation: a text model never sees the rendering"
 
 HUB_IDS = {

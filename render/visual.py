@@ -334,6 +334,13 @@ IMAGE_PERTURBATIONS: dict[str, tuple[Callable[..., np.ndarray], str]] = {
 }
 
 
+# Drawn as other renderers, screenshots and scans draw text: continuous, the words not in the word-aligned model's
+# cells, the ink then moved by `offset` pixels (the shift kind's move; 0: not moved). Not a change of pixels but of
+# the drawing: eval's PerturbedPixelEncoder draws the text so and reads it as an image (PixelEncoder.encode_images,
+# which lays a continuous line out in cells: pixelrep.render.cells).
+LAYOUT_PERTURBATIONS: dict[str, str] = {"continuous": "offset"}
+
+
 def perturb_rendered(rendered: Rendered, kind: str, level: float, rng: int | np.random.Generator | None = None,
                      eos_patch: bool = True) -> Rendered:
     """A Rendered strip with the image kind applied to its text patches; the end patch (eos_patch) stays as

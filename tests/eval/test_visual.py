@@ -10,6 +10,7 @@ from pixelrep.eval.runner import run_sts
 from pixelrep.eval.sts import PerturbedPixelEncoder, evaluate_sts
 from pixelrep.eval.suites import (IMAGE_NOT_APPLICABLE, VISUAL_IMAGE_LEVELS, VISUAL_KINDS, LocalSource, build_plan)
 from pixelrep.render import IMAGE_PERTURBATIONS, TEXT_PERTURBATIONS
+from pixelrep.render.visual import LAYOUT_PERTURBATIONS
 from tests.eval.helpers import HashingEncoder, stsb_rows
 
 
@@ -23,11 +24,11 @@ def tiny() -> PixelEncoder:
 
 
 def test_plan_has_every_kind_at_every_rate_seeded(sts_dir):
-    assert set(VISUAL_KINDS) == set(TEXT_PERTURBATIONS) | set(IMAGE_PERTURBATIONS) == (
+    assert set(VISUAL_KINDS) == set(TEXT_PERTURBATIONS) | set(IMAGE_PERTURBATIONS) | set(LAYOUT_PERTURBATIONS) == (
         set(TEXT_PERTURBATIONS) | set(VISUAL_IMAGE_LEVELS))
     plan = build_plan("visual", LocalSource(sts_dir), seed=7, visual_rates=(0.1, 0.3))
     tasks = {t.name: t for t in plan.tasks}
-    assert list(tasks)[0] == "clean" and len(tasks) == 1 + 2 * len(TEXT_PERTURBATIONS) + 3 * len(IMAGE_PERTURBATIONS)
+    assert list(tasks)[0] == "clean" and len(tasks) == 1 + 2 * len(TEXT_PERTURBATIONS) + 3 * len(VISUAL_IMAGE_LEVELS)
     clean = tasks["clean"].data
     assert clean.sentence1 == [r["sentence1"] for r in stsb_rows("en")]
     homoglyphs = tasks["homoglyphs 0.3"]
@@ -67,15 +68,32 @@ def test_perturbed_pixel_encoder_is_encode_when_nothing_changes(tiny):
     clean, low = tiny.renderer.render(sentences[0]), PerturbedPixelEncoder(tiny, kind="low-res", level=0.5).render(sentences[0])
     np.testing.assert_array_equal(low.pixels[:, -16:], clean.pixels[:, -16:])
     assert low.num_patches == clean.num_patches and not np.array_equal(low.pixels, clean.pixels)
-    with pytest.raises(ValueError, match="unknown image perturbation 'gauss'; known: blur"):
+    with pytest.raises(ValueError, match="unknown image perturbation 'gauss'; known: blur.*continuous"):
         PerturbedPixelEncoder(tiny, kind="gauss", level=1.0)
+
+
+def test_the_layout_kind_draws_continuous_text_and_reads_it_as_an_image():
+    import torch
+
+    torch.manual_seed(0)
+    aligned = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64, patches_per_token=3),
+                           RenderConfig(max_patches=64, word_align=3))
+    sentences = ["A young child is riding a horse.", "Two dogs run through the snow."]
+    continuous = PerturbedPixelEncoder(aligned, kind="continuous", level=0.0)
+    drawing = continuous.render(sentences[0])
+    assert not np.array_equal(drawing.pixels[:, :-16], aligned.renderer.render(sentences[0]).pixels[:, :drawing.pixels.shape[1] - 16])
+    # Laid out in the model's cells again, the continuous drawing reads as the text does.
+    np.testing.assert_allclose(continuous.encode(sentences, precision="fp32"),
+                               aligned.encode(sentences, normalize=False, precision="fp32"), atol=1e-5)
+    moved = PerturbedPixelEncoder(aligned, kind="continuous", level=1.0, seed=1).render(sentences[0])
+    assert not np.array_equal(moved.pixels, drawing.pixels)
 
 
 def test_visual_suite_end_to_end(sts_dir, tmp_path, tiny):
     models = {"tiny": tiny, "text": HashingEncoder()}
     results = run_sts(models, suite="visual", data_dir=sts_dir, out_dir=tmp_path, progress=False, seed=3)
     pixel, text = results["models"]
-    n_tasks = 1 + 3 * len(TEXT_PERTURBATIONS) + 3 * len(IMAGE_PERTURBATIONS)
+    n_tasks = 1 + 3 * len(TEXT_PERTURBATIONS) + 3 * len(VISUAL_IMAGE_LEVELS)
     assert len(pixel["results"]) == len(text["results"]) == n_tasks
     by_task = {r["task"]: r for r in text["results"]}
     # Image kinds: n/a for a text model, scored for the pixel model, with their drop from clean.
