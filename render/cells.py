@@ -6,18 +6,23 @@ sentences are drawn as continuous text, as every other renderer, a screenshot or
 (docs/study.md, section 24). `CellAligner` lays such a line out again without knowing its text:
 
 1. Where words end: at a run of blank columns between two inked ones. In the renderer's font a run of
-   WORD_GAP columns or more always falls between words; a shorter one falls inside a word ("r t") or,
-   next to a slanted letter ("A young", "y, w"), between two. Which, is looked up from the ink on either
-   side of the run, as the renderer draws it: a table of (run length, the two inked columns before it, the
-   two after) -> whether a word ended there, counted on lines of frequent English words drawn with the
-   word positions known. A run the table has not seen ends a word when it is WORD_GAP wide.
-2. Where each word's ink goes in its cell: as far in as the renderer puts a word starting with those ink
-   columns (a letter's left side bearing: LEFT_PAD for most, one more for some), from a second table
-   counted on the same lines; LEFT_PAD when the columns are unknown (another typeface).
+   WORD_GAP columns or more falls between words, a shorter one inside a word ("r t"), but not always: next to
+   slanted letters ("A young") a space leaves fewer, between digits ("11") a word more. Which, is looked up
+   from the ink on either side of the run, as the renderer draws it: a table of (run length, the two inked
+   columns before it, the two after) -> whether a word ended there. A run the table lacks ends a word when it
+   is WORD_GAP wide.
+2. Where a word's ink goes in its cells: its left side bearing (LEFT_PAD for most first letters, one more for
+   some) from a table keyed by its first two inked columns, and its right bearing, which decides how many cells
+   it takes, from one keyed by its last two; LEFT_PAD and one column when the columns are unknown.
 
-A strip whose words already start where cells start (the renderer's own, or moved by a few pixels) is
-given back unchanged. With another typeface or size the tables rarely match and the rules fall back to
-gaps and LEFT_PAD, which read DejaVu Sans and Serif lines as well as word-aligned drawings of them.
+The tables are counted once, on lines the renderer draws continuous with every pen position known: frequent
+English words, numbers and punctuation, and every pair of characters of SCRIPTS across a space and inside a word.
+A strip snapped back onto the grid (pixelrep.render.grid) keeps a grey level or two of error, so a column counts as
+blank from PAPER up and a key the tables lack takes the nearest one within NEAR grey levels. A strip whose words
+already start where cells start (the renderer's own, or moved by a few pixels) is given back unchanged. With
+another typeface the tables rarely match and the fallbacks read DejaVu Sans and Serif lines as well as
+word-aligned drawings of them; Chinese and Japanese (one character per cell, touching) and right-to-left Arabic
+are not laid out as the renderer lays them out.
 """
 from __future__ import annotations
 
@@ -38,8 +43,9 @@ NEAR = 4.0            # mean grey levels a gap's or a word edge's columns may di
 
 
 _ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
-# Each script's pairs (the tables' second part): a letter to stand beside the pair, the script's characters, and the
-# punctuation and digits it is written with. Latin takes the accented letters of the STS-B languages and Polish.
+# The character pairs the tables are also counted on, per script: a letter to stand beside each pair, the script's
+# characters, and the letters, digits and punctuation written with them. Latin: ASCII, then the accented letters of
+# the STS-B languages and Polish.
 SCRIPTS = (("o", _ASCII, ""),
            ("o", "àáâäçèéêëìíîïñòóôöùúûüßÀÁÂÄÇÈÉÊËÍÎÑÓÔÖÚÜąćęłńśźżŁŚŻ",
             string.ascii_letters + string.digits + ".,;:!?-()'\""),
@@ -84,35 +90,33 @@ def _number(rng: random.Random) -> str:
 
 
 class _Table:
-    """Keys (bytes of equal length per first byte) -> values; `get` takes the exact key, else the nearest key whose
-    columns differ by at most NEAR grey levels on average (a strip snapped back onto the grid), else `default`."""
+    """Keys (bytes) -> values. `get` takes the exact key, else the nearest key of the same length and the same first
+    `exact_prefix` bytes whose other bytes differ by at most NEAR on average (a strip snapped back onto the grid),
+    else `default`."""
 
-    def __init__(self, entries: dict):
-        self.exact = entries
+    def __init__(self, entries: dict, exact_prefix: int = 0):
+        self.exact, self.prefix = entries, exact_prefix
         groups: dict[tuple, list] = defaultdict(list)
         for key, value in entries.items():
-            groups[(len(key), key[0])].append((key, value))
+            groups[(len(key), key[:exact_prefix])].append((key[exact_prefix:], value))
         self.near = {group: (np.frombuffer(b"".join(k for k, _ in rows), np.uint8).reshape(len(rows), -1).astype(np.int16),
                              [v for _, v in rows]) for group, rows in groups.items()}
 
     def get(self, key: bytes, default=None):
         value = self.exact.get(key)
-        if value is not None or not key:
-            return value if value is not None else default
-        keys, values = self.near.get((len(key), key[0]), (None, None))
-        if keys is None:
+        if value is not None:
+            return value
+        keys, values = self.near.get((len(key), key[:self.prefix]), (None, None))
+        if keys is None or not keys.shape[1]:
             return default
-        distance = np.abs(keys - np.frombuffer(key, np.uint8).astype(np.int16)).mean(1)
+        distance = np.abs(keys - np.frombuffer(key[self.prefix:], np.uint8).astype(np.int16)).mean(1)
         best = int(distance.argmin())
         return values[best] if distance[best] <= NEAR else default
 
-    def __len__(self) -> int:
-        return len(self.exact)
-
 
 class CellAligner:
-    """Lays a strip of continuous text out in a word-aligned renderer's cells (module docstring); learns its two
-    tables from `renderer` drawing `lines` lines of frequent English words, continuous and with known word starts."""
+    """Lays a strip of continuous text out in a word-aligned renderer's cells (module docstring); counts its tables on
+    `renderer` drawing `lines` lines of `words_per_line` frequent English words (seeded) and the pairs of SCRIPTS."""
 
     def __init__(self, renderer, lines: int = 3000, words_per_line: int = 8, seed: int = 0):
         from pixelrep.render.renderer import Renderer
@@ -133,7 +137,7 @@ class CellAligner:
             pixels = continuous.render(" ".join(line)).pixels
             ink = _inked(pixels)
             spaces, x = [], LEFT_PAD
-            for w in line:   # pen positions, as the renderer's continuous layout moves its pen
+            for w in line:   # pen positions, as the renderer's continuous layout (Renderer.render) moves its pen
                 advance = (continuous._words.get(w) or continuous._word(w))[1]
                 spaces.append((x + advance, x + advance + continuous._space))
                 x += advance + continuous._space
@@ -146,18 +150,18 @@ class CellAligner:
             cols = np.flatnonzero(ink)
             starts[self._start_key(pixels, int(cols[0]))][int(cols[0])] += 1
             bearings[self._end_key(pixels, int(cols[-1]) + 1)][spaces[-1][0] - int(cols[-1]) - 1] += 1
-        self.word_ends = _Table({key: c[True] > c[False] for key, c in gaps.items()})
+        self.word_ends = _Table({key: c[True] > c[False] for key, c in gaps.items()}, exact_prefix=1)
         self.ink_start = _Table({key: c.most_common(1)[0][0] for key, c in starts.items()})
         self.right_bearing = _Table({key: c.most_common(1)[0][0] for key, c in bearings.items()})
 
     def _gap_key(self, pixels: np.ndarray, start: int, end: int) -> bytes:
-        return bytes([min(end - start, 255)]) + pixels[:, start - EDGE:start].tobytes() + pixels[:, end:end + EDGE].tobytes()
+        return bytes([min(end - start, 255)]) + pixels[:, max(start - EDGE, 0):start].tobytes() + pixels[:, end:end + EDGE].tobytes()
 
     def _start_key(self, pixels: np.ndarray, first: int) -> bytes:
         return pixels[:, first:first + EDGE].tobytes()
 
     def _end_key(self, pixels: np.ndarray, end: int) -> bytes:
-        return pixels[:, end - EDGE:end].tobytes()
+        return pixels[:, max(end - EDGE, 0):end].tobytes()
 
     def words(self, pixels: np.ndarray) -> list[tuple[int, int]]:
         """[first, last + 1) inked column of each word of a strip of text (no end patch)."""
