@@ -338,8 +338,7 @@ class PixelEncoder(nn.Module):
         laid out in cells when drawn as continuous text (layout, one of IMAGE_LAYOUTS; pixelrep.render.cells),
         padded with paper to whole patches, cut at the canvas (flagged `truncated`) and, with eos_patch, closed
         by the black end patch."""
-        if layout not in IMAGE_LAYOUTS:
-            raise ValueError(f"layout={layout!r}: use one of {IMAGE_LAYOUTS}")
+        self._check_layout(layout)
         if hasattr(image, "convert"):   # a PIL image
             image = np.asarray(image.convert("L"))
         pixels = np.asarray(image)
@@ -350,11 +349,15 @@ class PixelEncoder(nn.Module):
                              f"draws it), got {pixels.dtype} {list(pixels.shape)}")
         return self._in_cells(self._as_rendered(pixels), layout)
 
-    def _in_cells(self, rendered: Rendered, layout: str) -> Rendered:
-        """`rendered` with its words laid out in cells as `layout` says (image_to_rendered), cut again at the canvas."""
+    def _check_layout(self, layout: str) -> None:
+        if layout not in IMAGE_LAYOUTS:
+            raise ValueError(f"layout={layout!r}: use one of {IMAGE_LAYOUTS}")
         if layout == "continuous" and not self.render_config.word_align:
             raise ValueError("layout='continuous' lays words out in cells, and this encoder's renderer has none "
                              "(RenderConfig.word_align=0): it reads continuous text as given, with layout='auto'")
+
+    def _in_cells(self, rendered: Rendered, layout: str) -> Rendered:
+        """`rendered` with its words laid out in cells as `layout` says (image_to_rendered), cut again at the canvas."""
         if layout == "cells" or not self.render_config.word_align:
             return rendered
         if self._aligner is None:
@@ -391,8 +394,7 @@ class PixelEncoder(nn.Module):
         reads it as given. The model stays on its device; a strip wider than the canvas is cut, with a warning."""
         if isinstance(images, np.ndarray) and images.ndim == 2:
             raise TypeError("encode_images takes a sequence of strips; wrap a single one in a list")
-        if layout not in IMAGE_LAYOUTS:
-            raise ValueError(f"layout={layout!r}: use one of {IMAGE_LAYOUTS}")
+        self._check_layout(layout)   # before any image is read
         rendered = [self.image_to_rendered(image, i, layout="cells") for i, image in enumerate(images)]
         if self.render_config.snap_to_grid if snap_to_grid is None else snap_to_grid:
             # Onto the grid before the layout: a word's edges are found, and its cell chosen, from exact pixels.
