@@ -127,18 +127,17 @@ class PerturbedPixelEncoder:
         """The sentence as the encoder draws it (continuous, for the layout kind), with the perturbation applied to its
         text patches."""
         rng = np.random.default_rng([self.seed, zlib.crc32(sentence.encode("utf-8", "surrogatepass"))])
-        eos_patch = self.encoder.render_config.eos_patch
-        if self.kind in LAYOUT_PERTURBATIONS:
-            rendered = self.continuous.render(sentence)
-            return perturb_rendered(rendered, "shift", self.level, rng=rng, eos_patch=eos_patch) if self.level else rendered
+        if self.continuous is not None:   # the layout kind: drawn continuous, then moved as the shift kind moves ink
+            return perturb_rendered(self.continuous.render(sentence), "shift", self.level, rng=rng,
+                                    eos_patch=self.encoder.render_config.eos_patch)
         return perturb_rendered(self.encoder.renderer.render(sentence), self.kind, self.level, rng=rng,
-                                eos_patch=eos_patch)
+                                eos_patch=self.encoder.render_config.eos_patch)
 
     def encode(self, sentences: Sequence[str], batch_size: int = 64, precision: str = "auto", **kwargs) -> np.ndarray:
         """Embeddings float32 [n, d] (not normalised; cosine does not need it), in input order; precision
         as PixelEncoder.encode's; other keywords (show_progress_bar, ...) are accepted and change nothing."""
         rendered = [self.render(s) for s in sentences]
-        if self.kind in LAYOUT_PERTURBATIONS:
+        if self.continuous is not None:
             ps = self.encoder.render_config.patch_size if self.encoder.render_config.eos_patch else 0
             return self.encoder.encode_images([r.pixels[:, :r.pixels.shape[1] - ps] for r in rendered], batch_size,
                                               normalize=False, precision=precision)

@@ -180,19 +180,25 @@ class CellAligner:
     def in_cells(self, pixels: np.ndarray) -> bool:
         """Whether every word starts where a cell starts (within ALIGNED_REACH): a strip already laid out in cells,
         perhaps moved by a few pixels."""
-        starts = [first for first, _ in self.words(pixels)]
+        return self._starts_in_cells(self.words(pixels))
+
+    def _starts_in_cells(self, words: list[tuple[int, int]]) -> bool:
         low, high = ALIGNED_REACH
-        return all(low <= (s + LEFT_PAD) % self.cell - LEFT_PAD <= high for s in starts)
+        return all(low <= (first + LEFT_PAD) % self.cell - LEFT_PAD <= high for first, _ in words)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """`pixels` laid out in cells (lay_out), or `pixels` itself when its words are in cells already (in_cells)."""
-        return pixels if self.in_cells(pixels) else self.lay_out(pixels)
+        words = self.words(pixels)   # found once: the near lookups make it the costly part for unknown scripts
+        return pixels if self._starts_in_cells(words) else self._placed(pixels, words)
 
     def lay_out(self, pixels: np.ndarray) -> np.ndarray:
         """A strip of text (uint8 [patch_size, W], no end patch) with each word moved into cells of its own, as the
         renderer lays words out. The result may be wider than the renderer's canvas: the caller cuts it."""
+        return self._placed(pixels, self.words(pixels))
+
+    def _placed(self, pixels: np.ndarray, words: list[tuple[int, int]]) -> np.ndarray:
+        """lay_out, with the strip's words already found."""
         pieces = [np.full((pixels.shape[0], 0), 255, dtype=np.uint8)]
-        words = self.words(pixels)
         any_ink = pixels.min(0) < 255
         for k, (first, end) in enumerate(words):
             start = self.ink_start.get(self._start_key(pixels, first), LEFT_PAD)
