@@ -13,3 +13,9 @@ def renderer() -> Renderer:
 def basic_renderer() -> Renderer:
     """The layout of machines without libfribidi (Pillow's basic layout, no raqm)."""
     return Renderer(RenderConfig(), layout="basic")
+
+
+@pytest.fixture(scope="session")
+def aligned() -> Renderer:
+    """Word-aligned, as the bundled default draws (cells of 3 patches), on a canvas long enough for a sentence."""
+    return Renderer(RenderConfig(max_patches=128, word_align=3))

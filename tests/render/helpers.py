@@ -58,3 +58,8 @@ def edit_distance(a: str, b: str) -> int:
         row = np.minimum.accumulate(row - steps) + steps
         prev2, prev = prev, row
     return int(prev[m])
+
+
+def text_area(rendered) -> np.ndarray:
+    """A strip's text patches, less its end patch (the renderers here all draw one)."""
+    return rendered.pixels[:, :rendered.pixels.shape[1] - rendered.pixels.shape[0]]

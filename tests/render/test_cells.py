@@ -11,6 +11,7 @@ from pixelrep import ModelConfig, PixelEncoder
 from pixelrep.render import Renderer, RenderConfig, perturb_rendered
 from pixelrep.render.cells import CellAligner
 from pixelrep.render.visual import _move
+from tests.render.helpers import text_area
 
 # Slanted letters across a space ("A young", "y, w"), digits whose side bearings leave wide gaps inside a
 # number ("11"), punctuation and quotes at word edges.
@@ -20,30 +21,21 @@ SENTENCES = ["A young child is riding a horse.", "A woman is slicing an onion, v
 
 
 @pytest.fixture(scope="module")
-def aligned() -> Renderer:
-    return Renderer(RenderConfig(max_patches=128, word_align=3))
-
-
-@pytest.fixture(scope="module")
 def aligner(aligned) -> CellAligner:
     return CellAligner(aligned)
-
-
-def _text(rendered) -> np.ndarray:
-    return rendered.pixels[:, :rendered.pixels.shape[1] - rendered.pixels.shape[0]]   # less the end patch
 
 
 @pytest.mark.parametrize("sentence", SENTENCES)
 def test_a_continuous_line_is_laid_out_as_the_renderer_lays_out_its_words(aligned, aligner, sentence):
     continuous = Renderer(dataclasses.replace(aligned.config, word_align=0))
-    line = _text(continuous.render(sentence))
+    line = text_area(continuous.render(sentence))
     assert not aligner.in_cells(line)
-    assert np.array_equal(aligner(line), _text(aligned.render(sentence)))
+    assert np.array_equal(aligner(line), text_area(aligned.render(sentence)))
 
 
 def test_strips_in_cells_are_left_alone_even_moved_by_whole_pixels(aligned, aligner):
     for sentence in SENTENCES:
-        strip = _text(aligned.render(sentence))
+        strip = text_area(aligned.render(sentence))
         assert aligner(strip) is strip
         for pixels in (-2, 1, 3):
             moved = (255 - _move(255.0 - strip, pixels, 1)).astype(np.uint8)
@@ -57,19 +49,19 @@ def test_the_aligner_needs_cells():
         CellAligner(Renderer(RenderConfig(max_patches=64)))
 
 
-def test_encode_images_reads_a_continuous_line_as_encode_reads_its_text():
+def test_encode_images_reads_a_continuous_line_as_encode_reads_itstext_area():
     torch.manual_seed(0)
     encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64, patches_per_token=3),
                            RenderConfig(max_patches=64, word_align=3))
     continuous = Renderer(dataclasses.replace(encoder.render_config, word_align=0))
-    lines = [_text(continuous.render(s)) for s in SENTENCES[:3]]
+    lines = [text_area(continuous.render(s)) for s in SENTENCES[:3]]
     from_text = encoder.encode(SENTENCES[:3], precision="fp32")
     assert np.allclose(encoder.encode_images(lines, precision="fp32"), from_text, atol=1e-5)
     assert np.allclose(encoder.encode_images(lines, precision="fp32", layout="continuous"), from_text, atol=1e-5)
     as_given = encoder.encode_images(lines, precision="fp32", layout="cells")
     assert (as_given * from_text).sum(1).max() < 0.99
     # A strip in cells is read as it is, whatever the layout asks: laying its words out again changes nothing.
-    in_cells = _text(encoder.renderer.render(SENTENCES[0]))
+    in_cells = text_area(encoder.renderer.render(SENTENCES[0]))
     assert np.array_equal(encoder.image_to_rendered(in_cells, layout="continuous").pixels,
                           encoder.image_to_rendered(in_cells, layout="cells").pixels)
     with pytest.raises(ValueError, match="layout='sideways'"):
@@ -88,7 +80,7 @@ def test_a_continuous_line_moved_off_the_grid_is_snapped_before_it_is_laid_out()
     for sentence in (SENTENCES[0], SENTENCES[1], SENTENCES[5]):
         from_text = encoder.encode([sentence], precision="fp32")
         for seed in range(4):   # a direction drawn per seed; the snapper finds ~93% of moves on continuous dev lines
-            moved = _text(perturb_rendered(continuous.render(sentence), "shift", 0.5, rng=seed))
+            moved = text_area(perturb_rendered(continuous.render(sentence), "shift", 0.5, rng=seed))
             snapped, as_given = (encoder.encode_images([moved], precision="fp32", snap_to_grid=snap) for snap in (None, False))
             put_back += np.abs(snapped - from_text).max() < 0.1 * np.abs(as_given - from_text).max()
     assert put_back >= 10
@@ -97,7 +89,7 @@ def test_a_continuous_line_moved_off_the_grid_is_snapped_before_it_is_laid_out()
 def test_a_laid_out_line_past_the_canvas_is_cut_and_flagged():
     encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=16, patches_per_token=3),
                            RenderConfig(max_patches=16, word_align=3))
-    line = _text(Renderer(dataclasses.replace(encoder.render_config, word_align=0, max_patches=64)).render(SENTENCES[0]))
+    line = text_area(Renderer(dataclasses.replace(encoder.render_config, word_align=0, max_patches=64)).render(SENTENCES[0]))
     assert line.shape[1] <= 15 * 16          # fits the canvas as continuous text, not once in cells
     rendered = encoder.image_to_rendered(line)
     assert rendered.truncated and rendered.num_patches == 16

@@ -10,14 +10,10 @@ from pixelrep import ModelConfig, PixelEncoder
 from pixelrep.render import GridSnapper, Renderer, RenderConfig, perturb_rendered
 from pixelrep.render.grid import estimate_fraction
 from pixelrep.render.visual import _move
+from tests.render.helpers import text_area
 
 SENTENCES = ["A man is playing a large flute.", "Two dogs run through the snow near a red barn.",
              "The stock market fell sharply on Tuesday after the report."]
-
-
-@pytest.fixture(scope="module")
-def aligned() -> Renderer:
-    return Renderer(RenderConfig(max_patches=128, word_align=3))
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +22,7 @@ def snapper(aligned) -> GridSnapper:
 
 
 def _text_ink(rendered) -> np.ndarray:
-    return 255.0 - rendered.pixels[:, :(rendered.num_patches - 1) * rendered.pixels.shape[0]].astype(np.float64)
+    return 255.0 - text_area(rendered).astype(np.float64)
 
 
 @pytest.mark.parametrize("sentence", SENTENCES)
@@ -98,15 +94,15 @@ def test_encode_images_reads_a_strip_as_encode_reads_its_text():
     encoder = PixelEncoder(ModelConfig.from_preset("tiny", max_patches=64, patches_per_token=3),
                            RenderConfig(max_patches=64, word_align=3, snap_to_grid=True))
     clean = encoder.renderer.render(SENTENCES[1])
-    text_area = clean.pixels[:, :(clean.num_patches - 1) * 16]
+    strip = text_area(clean)
     from PIL import Image
     from_text = encoder.encode([SENTENCES[1]], precision="fp32")
-    from_image = encoder.encode_images([text_area, Image.fromarray(text_area)], precision="fp32")
+    from_image = encoder.encode_images([strip, Image.fromarray(strip)], precision="fp32")
     assert np.allclose(from_image, from_text, atol=1e-5)
-    moved = perturb_rendered(clean, "shift", 0.5, rng=2).pixels[:, :text_area.shape[1]]
+    moved = perturb_rendered(clean, "shift", 0.5, rng=2).pixels[:, :strip.shape[1]]
     snapped, as_given = (encoder.encode_images([moved], precision="fp32", snap_to_grid=snap) for snap in (None, False))
     assert np.abs(snapped - from_text).max() < 0.1 * np.abs(as_given - from_text).max()
     with pytest.raises(ValueError, match="image 1: expected a grey uint8 strip 16 pixels tall"):
-        encoder.encode_images([text_area, np.zeros((32, 64), dtype=np.uint8)])
+        encoder.encode_images([strip, np.zeros((32, 64), dtype=np.uint8)])
     with pytest.warns(UserWarning, match="1 of 1 inputs were longer"):
         assert encoder.encode_images([np.full((16, 16 * 100), 255, dtype=np.uint8)]).shape == (1, encoder.embedding_dim)
