@@ -18,7 +18,7 @@ from pixelrep.batch import collate
 from pixelrep.config import ModelConfig
 from pixelrep.model import PixelViT
 from pixelrep.render import Rendered, Renderer, RenderConfig
-from pixelrep.render.cells import CellAligner
+from pixelrep.render.cells import aligner_for
 from pixelrep.render.grid import GridSnapper
 
 PRECISIONS = ("auto", "fp32", "bf16", "float32")   # "float32" is sentence-transformers' name for fp32
@@ -117,7 +117,7 @@ class PixelEncoder(nn.Module):
         self.vit = PixelViT(self.model_config)
         self.renderer = Renderer(self.render_config)
         self._snapper = None       # a GridSnapper for this renderer, made when snap_to_grid first needs it
-        self._aligner = None       # a CellAligner for it, made when an image first needs laying out in cells
+        self._aligner = None       # its CellAligner (aligner_for: one per config), when an image first needs laying out
         self.metadata: dict = {}   # what config.json said about a loaded checkpoint (e.g. "trained")
 
     @property
@@ -361,8 +361,8 @@ class PixelEncoder(nn.Module):
         if layout == "cells" or not self.render_config.word_align:
             return rendered
         if self._aligner is None:
-            self._aligner = CellAligner(self.renderer)
-        text = rendered.pixels[:, :rendered.pixels.shape[1] - (self.render_config.patch_size if self.render_config.eos_patch else 0)]
+            self._aligner = aligner_for(self.render_config)
+        text = self.renderer.text_area(rendered)
         laid = (self._aligner if layout == "auto" else self._aligner.lay_out)(text)
         if laid is text:
             return rendered

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from pixelrep.render.config import RenderConfig
 from pixelrep.render.fonts import ShapingUnavailableError, raqm_available
-from pixelrep.render.cells import CellAligner
+from pixelrep.render.cells import aligner_for
 from pixelrep.render.grid import GridSnapper
 from pixelrep.render.visual import perturb_rendered
 from pixelrep.render.perturb import add_typos
@@ -121,8 +121,9 @@ def _baseline(renderer: Renderer, font_index: int):
 
 
 def _word_aligned(config: RenderConfig, sentences: list[str], runs: int, typo_rate: float) -> dict:
-    """Patches per sentence and sentences/s (warm, and with fresh typos) of word-aligned rendering."""
-    renderer = Renderer(dataclasses.replace(config, word_align=WORD_ALIGN, max_patches=WORD_ALIGN_MAX_PATCHES))
+    """Patches per sentence and sentences/s (warm, and with fresh typos) of word-aligned rendering, one CJK character
+    per cell as the bundled default draws; snapping moved strips and laying continuous lines out in cells."""
+    renderer = Renderer(dataclasses.replace(config, word_align=WORD_ALIGN, max_patches=WORD_ALIGN_MAX_PATCHES, chunk_chars=1))
     render_all = lambda sents: [renderer.render(s) for s in sents]  # noqa: E731
     rendered = render_all(sentences)
     warm = [_per_s(render_all, sentences) for _ in range(runs)]
@@ -134,12 +135,11 @@ def _word_aligned(config: RenderConfig, sentences: list[str], runs: int, typo_ra
     moved = [perturb_rendered(r, "shift", 0.5, rng=i) for i, r in enumerate(rendered[:SNAP_SENTENCES])]
     snap = [_per_s(lambda strips: [snapper(m) for m in strips], moved) for _ in range(runs)]
     back = [np.abs(snapper(m).pixels.astype(int) - r.pixels).mean() < 1 for m, r in zip(moved, rendered)]
-    aligner = CellAligner(renderer)
+    aligner = aligner_for(renderer.config)
     continuous = Renderer(dataclasses.replace(renderer.config, word_align=0))
-    eos = config.patch_size if config.eos_patch else 0
-    lines = [r.pixels[:, :r.pixels.shape[1] - eos] for r in map(continuous.render, sentences[:SNAP_SENTENCES])]
+    lines = [continuous.text_area(r) for r in map(continuous.render, sentences[:SNAP_SENTENCES])]
     lay_out = [_per_s(lambda strips: [aligner(m) for m in strips], lines) for _ in range(runs)]
-    exact = [np.array_equal(aligner(m), r.pixels[:, :r.pixels.shape[1] - eos])
+    exact = [np.array_equal(aligner(m), renderer.text_area(r))
              for m, r in zip(lines, rendered) if not r.truncated]
     return {"word_align": WORD_ALIGN, "max_patches": WORD_ALIGN_MAX_PATCHES,
             "mean_patches": round(float(np.mean([r.num_patches for r in rendered])), 2),

@@ -17,5 +17,6 @@ def basic_renderer() -> Renderer:
 
 @pytest.fixture(scope="session")
 def aligned() -> Renderer:
-    """Word-aligned, as the bundled default draws (cells of 3 patches), on a canvas long enough for a sentence."""
-    return Renderer(RenderConfig(max_patches=128, word_align=3))
+    """Word-aligned, as the bundled default draws (cells of 3 patches, one CJK character per cell), on a canvas long
+    enough for a sentence."""
+    return Renderer(RenderConfig(max_patches=128, word_align=3, chunk_chars=1))

@@ -1,6 +1,7 @@
 """Laying a line drawn as continuous text out in a word-aligned renderer's cells (pixelrep.render.cells): the
 renderer's own continuous drawings come out as its word-aligned ones, strips already in cells are left alone, and
 encode_images reads a continuous line as encode() reads its text."""
+import copy
 import dataclasses
 
 import numpy as np
@@ -9,9 +10,9 @@ import torch
 
 from pixelrep import ModelConfig, PixelEncoder
 from pixelrep.render import Renderer, RenderConfig, perturb_rendered
-from pixelrep.render.cells import CellAligner
+from pixelrep.render.cells import CellAligner, aligner_for, glyph_set_characters
 from pixelrep.render.visual import _move
-from tests.render.helpers import text_area
+from tests.render.helpers import needs_raqm, text_area
 
 # Slanted letters across a space ("A young", "y, w"), digits whose side bearings leave wide gaps inside a
 # number ("11"), punctuation and quotes at word edges.
@@ -22,7 +23,7 @@ SENTENCES = ["A young child is riding a horse.", "A woman is slicing an onion, v
 
 @pytest.fixture(scope="module")
 def aligner(aligned) -> CellAligner:
-    return CellAligner(aligned)
+    return aligner_for(aligned.config)
 
 
 @pytest.mark.parametrize("sentence", SENTENCES)
@@ -42,6 +43,48 @@ def test_strips_in_cells_are_left_alone_even_moved_by_whole_pixels(aligned, alig
             assert aligner.in_cells(moved), (sentence, pixels)
     blank = np.full((16, 96), 255, dtype=np.uint8)
     assert aligner(blank) is blank and aligner.lay_out(blank).shape == (16, 0)
+
+
+# Chinese and Japanese, with Latin words, digits and CJK punctuation among them; "丟" is outside GLYPH_SETS.
+CJK_SENTENCES = ["一个男人在弹吉他。", "男性がギターを弾いています。", "我用Python 3写了一个程序，运行了20分钟。",
+                 "他丟了書。", "「東京」は日本の首都です、と彼は言った。"]
+
+
+@pytest.mark.parametrize("sentence", CJK_SENTENCES)
+def test_chinese_and_japanese_lines_are_laid_out_a_character_per_cell(aligned, aligner, sentence):
+    continuous = Renderer(dataclasses.replace(aligned.config, word_align=0))
+    line = text_area(continuous.render(sentence))
+    assert np.array_equal(aligner(line), text_area(aligned.render(sentence)))
+    in_cells = text_area(aligned.render(sentence))
+    assert aligner(in_cells) is in_cells
+    # Two characters to a cell, as a renderer with chunk_chars=2 cuts their runs (the tables do not depend on it).
+    pairs = copy.copy(aligner)
+    pairs.chunk = 2
+    assert np.array_equal(pairs(line), text_area(Renderer(dataclasses.replace(aligned.config, chunk_chars=2)).render(sentence)))
+
+
+@pytest.mark.parametrize("sentence", ["한 남자가 기타를 치고 있다.", "나는 Python 3으로 프로그램을 썼다."])
+def test_korean_lines_are_laid_out_as_the_renderer_lays_out_its_words(aligned, aligner, sentence):
+    continuous = Renderer(dataclasses.replace(aligned.config, word_align=0))
+    assert np.array_equal(aligner(text_area(continuous.render(sentence))), text_area(aligned.render(sentence)))
+
+
+# Right to left, with numbers and a Latin word inside, and an Arabic word inside an English line.
+@needs_raqm
+@pytest.mark.parametrize("sentence", ["رجل يعزف على الغيتار", "كلمة السر الرئيسية غير صحيحة.", "اضغط على Ctrl ثم اختر 3 ملفات.",
+                                      "في عام 2024 زار 15 مدينة.", "The word سلام means peace."])
+def test_arabic_words_are_laid_out_in_reading_order(aligned, aligner, sentence):
+    continuous = Renderer(dataclasses.replace(aligned.config, word_align=0))
+    assert np.array_equal(aligner(text_area(continuous.render(sentence))), text_area(aligned.render(sentence)))
+
+
+def test_dashes_and_bars_in_latin_text_are_not_taken_for_cjk_characters(aligned, aligner):
+    assert "丟" not in glyph_set_characters() and "書" in glyph_set_characters()
+    continuous = Renderer(dataclasses.replace(aligned.config, word_align=0))
+    for sentence in SENTENCES + ["Wait \u2014 no | yes \u2013 ok", "a\u2014b\u2014c ||| --- ___ === 111 lll III"]:
+        line = text_area(continuous.render(sentence))
+        assert aligner.glyph_starts(line) == [], sentence
+        assert np.array_equal(aligner(line), text_area(aligned.render(sentence)))
 
 
 def test_the_aligner_needs_cells():
