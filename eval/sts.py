@@ -138,7 +138,6 @@ class PerturbedPixelEncoder:
         as PixelEncoder.encode's; other keywords (show_progress_bar, ...) are accepted and change nothing."""
         rendered = [self.render(s) for s in sentences]
         if self.continuous is not None:
-            ps = self.encoder.render_config.patch_size if self.encoder.render_config.eos_patch else 0
-            return self.encoder.encode_images([r.pixels[:, :r.pixels.shape[1] - ps] for r in rendered], batch_size,
+            return self.encoder.encode_images([self.continuous.text_area(r) for r in rendered], batch_size,
                                               normalize=False, precision=precision)
         return self.encoder.embed_rendered(rendered, batch_size, precision).cpu().numpy()

@@ -380,6 +380,10 @@ class Renderer:
             x -= space
         return self._finish(boxes, x, spills, missing, truncated)
 
+    def text_area(self, rendered: Rendered) -> np.ndarray:
+        """The text patches of a strip this renderer drew: its pixels less the end patch (RenderConfig.eos_patch)."""
+        return rendered.pixels[:, :rendered.pixels.shape[1] - (self.config.patch_size if self.config.eos_patch else 0)]
+
     def render_batch(self, texts: Sequence[str]) -> list[Rendered]:
         """Render many texts (a TypeError names the first that is not a str). Training renders in its
         DataLoader workers, so there is no process pool here."""
@@ -479,7 +483,7 @@ class Renderer:
         box, adv, spills, missing, state = self._words.get(w) or self._word(w)
         if state == _NEEDS_BIDI:  # right to left: shaped and ordered alone, then cropped to its ink
             r = self._render_bidi(w, False)
-            strip = r.pixels[:, :r.pixels.shape[1] - (ps if self.config.eos_patch else 0)]
+            strip = self.text_area(r)
             ink = np.flatnonzero(strip.min(axis=0) < 255)
             word = strip[:, ink[0]:ink[-1] + 1] if ink.size else strip[:, :0]
             width = -(-(LEFT_PAD + word.shape[1]) // cell) * cell

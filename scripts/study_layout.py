@@ -1,10 +1,12 @@
-"""docs/study.md, section 24: lines drawn as continuous text, read as given and laid out in the model's cells.
+"""docs/study.md, sections 24 and 26: lines drawn as continuous text, read as given and laid out in the model's cells.
 
 Per language, STS-B (dev or test) drawn by the model's own renderer with word_align=0 (the same font, size and front
-end), then English in other typefaces (system fonts, skipped where absent): encode() for comparison, encode_images
-with layout="cells" (as given) and "auto" (laid out; pixelrep.render.cells). JSON on stdout.
+end), then English in other typefaces (system fonts, skipped where absent; with en among the languages): encode() for
+comparison, encode_images with layout="cells" (as given) and "auto" (laid out; pixelrep.render.cells). With
+--retrieval, translation retrieval on the held-out en-{ar,tr,ko} pairs (no STS data in those languages; the recipe
+never trains on them), the other side read the same three ways. JSON on stdout.
 
-    python scripts/study_layout.py --split dev [--model default] [--languages en de ru zh] > out.json
+    python scripts/study_layout.py --split dev [--model default] [--languages en de ru zh] [--retrieval ar ko] > out.json
 """
 from __future__ import annotations
 
@@ -32,9 +34,16 @@ def _spearman(a: np.ndarray, b: np.ndarray, gold) -> float:
     return round(100 * float(spearmanr(cosine, gold).correlation), 2)
 
 
+def _retrieval(english: np.ndarray, other: np.ndarray) -> float:
+    """Top-1 accuracy x100 of finding each sentence's translation among the other side's (cosine), both directions."""
+    english = english / np.linalg.norm(english, axis=1, keepdims=True)
+    other = other / np.linalg.norm(other, axis=1, keepdims=True)
+    sim, gold = english @ other.T, np.arange(len(english))
+    return round(50.0 * (float((sim.argmax(1) == gold).mean()) + float((sim.argmax(0) == gold).mean())), 2)
+
+
 def _lines(renderer: Renderer, texts) -> list[np.ndarray]:
-    eos = renderer.config.patch_size if renderer.config.eos_patch else 0
-    return [r.pixels[:, :r.pixels.shape[1] - eos] for r in renderer.render_batch(list(texts))]
+    return [renderer.text_area(r) for r in renderer.render_batch(list(texts))]
 
 
 def _read(encoder: PixelEncoder, renderer: Renderer, pairs) -> dict:
@@ -49,6 +58,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "test"), default="dev")
     parser.add_argument("--model", default="default")
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES))
+    parser.add_argument("--retrieval", nargs="*", default=[], help="held-out translation pairs to retrieve: ar tr ko")
     args = parser.parse_args()
     encoder = PixelEncoder.from_pretrained(args.model)
     continuous = Renderer(dataclasses.replace(encoder.render_config, word_align=0))
@@ -58,8 +68,21 @@ def main() -> None:
         encoded = _spearman(encoder.encode(list(pairs.sentence1)), encoder.encode(list(pairs.sentence2)), pairs.score)
         read = _read(encoder, continuous, pairs)
         out["languages"][lang] = {"encode": encoded, "continuous, as given": read["cells"], "continuous, in cells": read["auto"]}
+    if args.retrieval:
+        from pixelrep.train.configs.default import MORE_LANGUAGES, data_files, read_pairs
+
+        held_out = dict(zip(MORE_LANGUAGES, data_files()["held_out"]))
+        out["retrieval"] = {}
+        for lang in args.retrieval:
+            rows = read_pairs(held_out[lang])
+            english = encoder.encode([r[0] for r in rows])
+            lines = _lines(continuous, [r[1] for r in rows])
+            out["retrieval"][f"en-{lang}"] = {
+                "pairs": len(rows), "encode": _retrieval(english, encoder.encode([r[1] for r in rows])),
+                **{name: _retrieval(english, encoder.encode_images(lines, layout=layout, snap_to_grid=False))
+                   for name, layout in (("continuous, as given", "cells"), ("continuous, in cells", "auto"))}}
     english = load_sts_file(data_path(f"sts/stsb/en/{args.split}.jsonl"))
-    for name, font in TYPEFACES.items():
+    for name, font in TYPEFACES.items() if "en" in args.languages else ():
         if not os.path.exists(font):
             continue
         read = _read(encoder, Renderer(dataclasses.replace(encoder.render_config, word_align=0, fonts=(font,))), english)

@@ -34,12 +34,6 @@ def ink_columns(pixels: np.ndarray, threshold: int = 160) -> np.ndarray:
     return np.flatnonzero((pixels < threshold).any(axis=0))
 
 
-def text_area(rendered) -> np.ndarray:
-    """The pixels before the black end patch."""
-    ps = rendered.pixels.shape[0]
-    return rendered.pixels[:, :(rendered.num_patches - 1) * ps]
-
-
 def edit_distance(a: str, b: str) -> int:
     """Optimal string alignment distance (insert, delete, substitute, swap neighbours), row-vectorised."""
     codes_b = np.array([ord(c) for c in b], dtype=np.int64)

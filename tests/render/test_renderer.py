@@ -33,6 +33,13 @@ def test_empty_text_is_just_the_end_patch(renderer):
     assert no_eos.num_patches == 1 and (no_eos.pixels == 255).all()
 
 
+def test_text_area_drops_the_end_patch_only_where_there_is_one(renderer):
+    r = renderer.render("a cat")
+    assert renderer.text_area(r).shape == (16, 16 * (r.num_patches - 1)) and (renderer.text_area(r) < 255).any()
+    no_eos = Renderer(RenderConfig(eos_patch=False))
+    assert no_eos.text_area(no_eos.render("a cat")).shape == no_eos.render("a cat").pixels.shape
+
+
 def test_patches_grow_with_text_and_stop_at_max_patches(renderer):
     short, longer = renderer.render("cat"), renderer.render("a cat sat on the mat with a hat and a bat")
     assert short.num_patches < longer.num_patches
