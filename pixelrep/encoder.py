@@ -356,14 +356,15 @@ class PixelEncoder(nn.Module):
             raise ValueError("layout='continuous' lays words out in cells, and this encoder's renderer has none "
                              "(RenderConfig.word_align=0): it reads continuous text as given, with layout='auto'")
 
-    def _in_cells(self, rendered: Rendered, layout: str) -> Rendered:
-        """`rendered` with its words laid out in cells as `layout` says (image_to_rendered), cut again at the canvas."""
+    def _in_cells(self, rendered: Rendered, layout: str, snapped: bool = False) -> Rendered:
+        """`rendered` with its words laid out in cells as `layout` says (image_to_rendered), cut again at the canvas;
+        `snapped`: the grid snapper moved it (CellAligner.lay_out)."""
         if layout == "cells" or not self.render_config.word_align:
             return rendered
         if self._aligner is None:
             self._aligner = aligner_for(self.render_config)
         text = self.renderer.text_area(rendered)
-        laid = (self._aligner if layout == "auto" else self._aligner.lay_out)(text)
+        laid = (self._aligner if layout == "auto" else self._aligner.lay_out)(text, snapped=snapped)
         if laid is text:
             return rendered
         out = self._as_rendered(laid)
@@ -395,11 +396,11 @@ class PixelEncoder(nn.Module):
         if isinstance(images, np.ndarray) and images.ndim == 2:
             raise TypeError("encode_images takes a sequence of strips; wrap a single one in a list")
         self._check_layout(layout)   # before any image is read
-        rendered = [self.image_to_rendered(image, i, layout="cells") for i, image in enumerate(images)]
-        if self.render_config.snap_to_grid if snap_to_grid is None else snap_to_grid:
-            # Onto the grid before the layout: a word's edges are found, and its cell chosen, from exact pixels.
-            rendered = self._snapped(rendered)
-        rendered = [self._in_cells(r, layout) for r in rendered]
+        given = [self.image_to_rendered(image, i, layout="cells") for i, image in enumerate(images)]
+        # Onto the grid before the layout: a word's edges are found, and its cell chosen, from exact pixels.
+        snap = self.render_config.snap_to_grid if snap_to_grid is None else snap_to_grid
+        rendered = self._snapped(given) if snap else given
+        rendered = [self._in_cells(r, layout, snapped=r is not g) for r, g in zip(rendered, given)]
         truncated = sum(r.truncated for r in rendered)
         if truncated:
             warnings.warn(self._truncation_message(truncated, len(rendered)), UserWarning, stacklevel=3)

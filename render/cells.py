@@ -18,8 +18,10 @@ sentences are drawn as continuous text, as every other renderer, a screenshot or
 The tables are counted once, on lines the renderer draws continuous with every pen position known: frequent
 English words, numbers and punctuation, every pair of characters of SCRIPTS across a space and inside a word,
 Hangul syllables and Arabic letters.
-A strip snapped back onto the grid (pixelrep.render.grid) keeps a grey level or two of error, so a column counts as
-blank from PAPER up and a key the tables lack takes the nearest one within NEAR grey levels. A strip whose words
+A strip snapped back onto the grid (pixelrep.render.grid) keeps a few grey levels of error, faint ink where a space
+was among them, so a column counts as blank from PAPER up, and in a snapped strip from FAINT up beside a blank one
+(without it a fifth of the dev lines moved half a pixel lost a space; on the renderer's own strips it costs Arabic,
+whose thin joins are faint), and a key the tables lack takes the nearest one within NEAR grey levels. A strip whose words
 already start where cells start (the renderer's own, or moved by a few pixels) is given back unchanged. With
 another typeface the tables rarely match and the fallbacks read DejaVu Sans and Serif lines as well as
 word-aligned drawings of them.
@@ -53,7 +55,9 @@ WORD_GAP = 3          # blank columns that always part two words in the renderer
 RTL_WORD_GAP = 2      # the same between right-to-left (Arabic) words, whose pieces mostly stand 1 column apart
 EDGE = 2              # inked columns on each side of a gap (and at a word's start) that key the tables
 ALIGNED_REACH = (-3, 6)   # a word start this far from a cell's first column counts as in its cell (moves included)
-PAPER = 253           # a column this light or lighter is blank (a strip snapped back onto the grid keeps a grey level or two)
+PAPER = 253           # a column this light or lighter is blank
+FAINT = 243           # in a strip snapped back onto the grid, a column this light beside a blank one is blank too (the
+FAINT_REACH = 1       # snapper leaves a few grey levels of error): up to this many columns on each side of a blank run
 NEAR = 4.0            # mean grey levels a gap's or a word edge's columns may differ from a table's to take its entry
 BOXY = 0.6            # a glyph whose ink spans this share of an em both ways is found alone; a thinner one ("一", "。")
                       # only beside another (a dash or a bar drawn by a Latin font could match it)
@@ -72,8 +76,15 @@ SCRIPTS = (("o", _ASCII, ""),
            ("о", "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ", "0123456789.,;:!?-«»()\"'"))
 
 
-def _inked(pixels: np.ndarray) -> np.ndarray:
-    return pixels.min(0) < PAPER
+def _inked(pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
+    """Which columns hold ink: darker than PAPER; in a strip moved back onto the grid (`snapped`), less FAINT columns
+    beside a blank one (up to FAINT_REACH deep)."""
+    lightest = pixels.min(0)
+    inked, faint = lightest < PAPER, lightest >= FAINT
+    for _ in range(FAINT_REACH if snapped else 0):
+        blank = ~inked
+        inked = inked & ~(faint & (np.r_[False, blank[:-1]] | np.r_[blank[1:], False]))
+    return inked
 
 
 def _blank_runs(inked: np.ndarray) -> list[tuple[int, int]]:
@@ -322,9 +333,10 @@ class CellAligner:
     def _end_key(self, pixels: np.ndarray, end: int) -> bytes:
         return pixels[:, max(end - EDGE, 0):end].tobytes()
 
-    def words(self, pixels: np.ndarray) -> list[tuple[int, int]]:
-        """[first, last + 1) inked column of each word of a strip of text (no end patch)."""
-        inked = _inked(pixels)
+    def words(self, pixels: np.ndarray, snapped: bool = False) -> list[tuple[int, int]]:
+        """[first, last + 1) inked column of each word of a strip of text (no end patch; `snapped`: moved back onto
+        the grid, see _inked)."""
+        inked = _inked(pixels, snapped)
         cols = np.flatnonzero(inked)
         if not len(cols):
             return []
@@ -379,21 +391,22 @@ class CellAligner:
         of ASCII may share its cells with a word."""
         return self._starts_in_cells([(x, x + self.em) for x, chunked in starts if chunked])
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    def __call__(self, pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
         """`pixels` laid out in cells (lay_out), or `pixels` itself when its words are in cells already (in_cells)."""
         starts = self.glyph_starts(pixels)
         if starts:
-            return pixels if self._glyphs_in_cells(starts) else self._with_glyphs(pixels, starts)
-        words = self.words(pixels)   # found once: the near lookups make it the costly part for unknown scripts
+            return pixels if self._glyphs_in_cells(starts) else self._with_glyphs(pixels, starts, snapped)
+        words = self.words(pixels, snapped)   # found once: the near lookups make it the costly part for unknown scripts
         return pixels if self._starts_in_cells(words) else self._placed(pixels, words)
 
-    def lay_out(self, pixels: np.ndarray) -> np.ndarray:
+    def lay_out(self, pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
         """A strip of text (uint8 [patch_size, W], no end patch) with each word moved into cells of its own, as the
-        renderer lays words out. The result may be wider than the renderer's canvas: the caller cuts it."""
+        renderer lays words out; `snapped`: a strip the grid snapper moved, whose blank columns may keep faint ink.
+        The result may be wider than the renderer's canvas: the caller cuts it."""
         starts = self.glyph_starts(pixels)
-        return self._with_glyphs(pixels, starts) if starts else self._placed(pixels, self.words(pixels))
+        return self._with_glyphs(pixels, starts, snapped) if starts else self._placed(pixels, self.words(pixels, snapped))
 
-    def _with_glyphs(self, pixels: np.ndarray, starts: list[tuple[int, bool]]) -> np.ndarray:
+    def _with_glyphs(self, pixels: np.ndarray, starts: list[tuple[int, bool]], snapped: bool) -> np.ndarray:
         """lay_out of a strip with CJK characters at `starts`: `chunk` consecutive ones to a cell's text, as the
         renderer cuts their runs (a full-width form of ASCII alone); the stretches between runs laid out by the tables."""
         em, pieces, x, runs = self.em, [], 0, []
@@ -403,14 +416,14 @@ class CellAligner:
             else:
                 runs.append(([start], chunked))
         for run, _ in runs:
-            pieces.append(self._placed(pixels[:, x:run[0]], self.words(pixels[:, x:run[0]])))
+            pieces.append(self._placed(pixels[:, x:run[0]], self.words(pixels[:, x:run[0]], snapped)))
             for chunk in range(0, len(run), self.chunk):
                 first, end = int(run[chunk]), int(run[min(chunk + self.chunk, len(run)) - 1]) + em
                 cells = np.full((pixels.shape[0], -(-(LEFT_PAD + end - first) // self.cell) * self.cell), 255, np.uint8)
                 cells[:, LEFT_PAD:LEFT_PAD + end - first] = pixels[:, first:end]
                 pieces.append(cells)
             x = int(run[-1]) + em
-        pieces.append(self._placed(pixels[:, x:], self.words(pixels[:, x:])))
+        pieces.append(self._placed(pixels[:, x:], self.words(pixels[:, x:], snapped)))
         return np.concatenate(pieces, axis=1)
 
     def _placed(self, pixels: np.ndarray, words: list[tuple[int, int]]) -> np.ndarray:
