@@ -61,8 +61,9 @@ FAINT_REACH = 1       # snapper leaves a few grey levels of error): up to this m
 NEAR = 4.0            # mean grey levels a gap's or a word edge's columns may differ from a table's to take its entry
 BOXY = 0.6            # a glyph whose ink spans this share of an em both ways is found alone; a thinner one ("一", "。")
                       # only beside another (a dash or a bar drawn by a Latin font could match it)
-# The CJK character sets whose every character (hanzi, kanji, kana and CJK punctuation; 10,030) is drawn once to find
-# glyphs in a line (as codec, first byte range of their two-byte codes): all of STS-B zh and ja dev's characters.
+# The CJK character sets whose every character (hanzi, kanji, kana and CJK punctuation: 10,030; with the full-width
+# forms of ASCII, 10,124) is drawn once to find glyphs in a line (as codec, first byte range of their two-byte codes):
+# all of STS-B zh and ja dev's characters.
 GLYPH_SETS = (("gb2312", range(0xA1, 0xF8)), ("euc_jp", range(0xA1, 0xF5)))
 
 
@@ -115,25 +116,24 @@ def _training_lines(words: list[str], lines: int, words_per_line: int, seed: int
             yield pairs[i:i + 2 * words_per_line]
     # Hangul has too many syllables for every pair: each of KS X 1001's 2,350 starts one word and ends another, a
     # fifth with punctuation after.
-    syllables = [c for first in range(0xB0, 0xC9) for second in range(0xA1, 0xFF)
-                 for c in [bytes([first, second]).decode("euc_kr", errors="ignore")] if len(c) == 1]
+    syllables = _two_byte_characters("euc_kr", range(0xB0, 0xC9))
     following = syllables[1:] + syllables[:1]
     words = [a + b + (rng.choice(".,?!") if rng.random() < 0.2 else "") for a, b in zip(syllables, following)]
     for i in range(0, len(words), 2 * words_per_line):
         yield words[i:i + 2 * words_per_line]
 
 
+def _two_byte_characters(codec: str, first_bytes: range) -> list[str]:
+    """The characters a two-byte EUC codec encodes with these first bytes (second bytes 0xA1-0xFE), in code order."""
+    return [char for first in first_bytes for second in range(0xA1, 0xFF)
+            for char in [bytes([first, second]).decode(codec, errors="ignore")] if len(char) == 1]
+
+
 def glyph_set_characters() -> list[str]:
     """The characters of GLYPH_SETS that a word-aligned renderer cuts into cells (RenderConfig.chunk_chars), and their
     full-width forms of ASCII ("，", "Ａ"), in code point order."""
-    chars = set()
-    for codec, first_bytes in GLYPH_SETS:
-        for first in first_bytes:
-            for second in range(0xA1, 0xFF):
-                char = bytes([first, second]).decode(codec, errors="ignore")
-                if len(char) == 1 and (_CHUNKED[ord(char)] or 0xFF01 <= ord(char) <= 0xFF5E):
-                    chars.add(char)
-    return sorted(chars)
+    return sorted({char for codec, first_bytes in GLYPH_SETS for char in _two_byte_characters(codec, first_bytes)
+                   if _CHUNKED[ord(char)] or 0xFF01 <= ord(char) <= 0xFF5E})
 
 
 def _window_hashes(columns: np.ndarray, width: int) -> np.ndarray:
