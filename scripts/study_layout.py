@@ -34,14 +34,6 @@ def _spearman(a: np.ndarray, b: np.ndarray, gold) -> float:
     return round(100 * float(spearmanr(cosine, gold).correlation), 2)
 
 
-def _retrieval(english: np.ndarray, other: np.ndarray) -> float:
-    """Top-1 accuracy x100 of finding each sentence's translation among the other side's (cosine), both directions."""
-    english = english / np.linalg.norm(english, axis=1, keepdims=True)
-    other = other / np.linalg.norm(other, axis=1, keepdims=True)
-    sim, gold = english @ other.T, np.arange(len(english))
-    return round(50.0 * (float((sim.argmax(1) == gold).mean()) + float((sim.argmax(0) == gold).mean())), 2)
-
-
 def _lines(renderer: Renderer, texts) -> list[np.ndarray]:
     return [renderer.text_area(r) for r in renderer.render_batch(list(texts))]
 
@@ -70,6 +62,7 @@ def main() -> None:
         out["languages"][lang] = {"encode": encoded, "continuous, as given": read["cells"], "continuous, in cells": read["auto"]}
     if args.retrieval:
         from pixelrep.train.configs.default import MORE_LANGUAGES, data_files, read_pairs
+        from study_reading import retrieval_accuracy   # this script's folder is on sys.path
 
         held_out = dict(zip(MORE_LANGUAGES, data_files()["held_out"]))
         out["retrieval"] = {}
@@ -78,8 +71,8 @@ def main() -> None:
             english = encoder.encode([r[0] for r in rows])
             lines = _lines(continuous, [r[1] for r in rows])
             out["retrieval"][f"en-{lang}"] = {
-                "pairs": len(rows), "encode": _retrieval(english, encoder.encode([r[1] for r in rows])),
-                **{name: _retrieval(english, encoder.encode_images(lines, layout=layout, snap_to_grid=False))
+                "pairs": len(rows), "encode": round(retrieval_accuracy(english, encoder.encode([r[1] for r in rows])), 2),
+                **{name: round(retrieval_accuracy(english, encoder.encode_images(lines, layout=layout, snap_to_grid=False)), 2)
                    for name, layout in (("continuous, as given", "cells"), ("continuous, in cells", "auto"))}}
     english = load_sts_file(data_path(f"sts/stsb/en/{args.split}.jsonl"))
     for name, font in TYPEFACES.items() if "en" in args.languages else ():

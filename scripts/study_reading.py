@@ -242,9 +242,14 @@ DEV_SCRIPT_LANGUAGES = ("ru", "zh", "ja")
 def translation_retrieval(encoder, english, other) -> float:
     """Top-1 accuracy x100 of finding each sentence's translation among all the other side's sentences
     (cosine), averaged over both directions."""
+    return retrieval_accuracy(encoder.encode(list(english)), encoder.encode(list(other)))
+
+
+def retrieval_accuracy(english, other) -> float:
+    """translation_retrieval on vectors: row i of `english` and of `other` are translations."""
     import numpy as np
 
-    sim = cosine_matrix(encoder.encode(list(english)), encoder.encode(list(other)))
+    sim = cosine_matrix(english, other)
     gold = np.arange(len(sim))
     return 50.0 * (float((sim.argmax(axis=1) == gold).mean()) + float((sim.argmax(axis=0) == gold).mean()))
 
