@@ -340,8 +340,8 @@ class Renderer:
             raise TypeError(f"render() takes a str, got {type(text).__name__}; convert it with str() first")
         raw_limit = 2 * self.max_chars  # cleaning removes characters: look a little further
         head = clean_text(text[:raw_limit])
-        if self._segment is not None:
-            head = self._segment(head)
+        if self._segment is not None:   # with the corrector, misspelt words are weighed as their corrections
+            head = self._segment(head, self._correct)
         if self._correct is not None:
             head = self._correct(head)
         if len(head) > self.max_chars:

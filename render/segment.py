@@ -12,7 +12,13 @@ list `words/en.txt.gz` (a word of rank r costs log(r * log N), Zipf's law), wher
 - cutting a word costs `split_cost` per piece, and a piece must be a common word (among the first
   `pieces` of the list, 3 letters or more unless among its first `short_words`, not an ending or a
   single letter other than "a");
-- removing a space costs `join_cost`.
+- removing a space costs `join_cost`;
+- with a spelling corrector given (`segmenter(text, corrector)`, as the renderer does when both are on,
+  pixelrep.render.spelling), a word the corrector will put right costs what its correction does plus
+  `edit_cost`, so that "erading" is read as a misspelt "reading" rather than cut into "era ding"; and a
+  run-together word that is a very common word (among the list's first `short_words`) and a misspelt one
+  ("acoputer", "drillingba") may be cut there, the misspelt piece written as its correction ("a computer",
+  "drilling a"), at `edit_cost` more than the cut: a typed space lost or swapped in for a letter.
 
 Only suspects are looked at, with a joinable word either side: letter runs the list does not know,
 knows only as rare (rank `pieces` or more), short ones (3 letters or fewer) outside its first
@@ -66,15 +72,15 @@ class WordSegmenter:
 
     def __init__(self, words: list[str], gates: dict[str, list[str]] | None = None, *, pieces: int = 40_000,
                  short_words: int = 150, common_words: int = 5_000, split_cost: float = 2.0,
-                 join_cost: float = 5.0, unknown_per_char: float = 2.0, max_piece: int = 20):
+                 join_cost: float = 5.0, unknown_per_char: float = 2.0, max_piece: int = 20, edit_cost: float = 12.0):
         if not words:
             raise ValueError("WordSegmenter needs a non-empty word list")
         self.log_n = math.log(len(words))
         self.rank = {w: r for r, w in enumerate(words)}
-        self.piece_cost = {w: self._rank_cost(r) + split_cost for r, w in enumerate(words[:pieces])
+        self.piece_cost = {w: self.rank_cost(r) + split_cost for r, w in enumerate(words[:pieces])
                            if (len(w) >= 3 or r < short_words) and w not in NOT_PIECES and len(w) <= max_piece}
-        self.unknown_cost, self.unknown_per_char = self._rank_cost(len(words) - 1), unknown_per_char
-        self.join_cost, self.max_piece = join_cost, max_piece
+        self.unknown_cost, self.unknown_per_char = self.rank_cost(len(words) - 1), unknown_per_char
+        self.join_cost, self.max_piece, self.split_cost, self.edit_cost = join_cost, max_piece, split_cost, edit_cost
         self.pieces, self.short_words = pieces, short_words
         # Which language a text is in: a unigram model per language over its `common_words` most
         # frequent words, a word of rank r costing log(r + 1) and any other word the same
@@ -83,7 +89,9 @@ class WordSegmenter:
         self.language_costs = {lang: {w: math.log(r + 1) for r, w in enumerate(ranked[:common_words])}
                                for lang, ranked in {"": words, **(gates or {})}.items()}
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str, corrector: "SpellingCorrector | None" = None) -> str:
+        """The text re-spaced; with `corrector` (pixelrep.render.spelling, on this segmenter's list), misspelt
+        words weighed as their corrections (see the module docstring)."""
         if "\u200c" in text or "\u200d" in text:
             text = _LATIN_JOINERS.sub("", text)
         tokens = text.split(" ")
@@ -107,7 +115,7 @@ class WordSegmenter:
                 end += 1
             if start < i:
                 out.pop()
-            words = self._segment([parts[k][1] for k in range(start, end + 1)])
+            words = self._segment([parts[k][1] for k in range(start, end + 1)], corrector)
             out.append(parts[start][0] + " ".join(words) + parts[end][2])
             i = end + 1
         return " ".join(out)
@@ -119,7 +127,7 @@ class WordSegmenter:
         costs = {lang: sum(table.get(w, self.unseen_cost) for w in words) for lang, table in self.language_costs.items()}
         return costs[""] <= min(costs.values())
 
-    def _rank_cost(self, rank: int) -> float:
+    def rank_cost(self, rank: int) -> float:
         """The unigram cost of the word of this rank (0: the most frequent): log(r * log N), Zipf's law."""
         return math.log((rank + 1) * self.log_n)
 
@@ -134,38 +142,65 @@ class WordSegmenter:
         """Two neighbouring tokens whose letters touch across one space (no punctuation between)."""
         return eligible[left] and eligible[right] and not parts[left][2] and not parts[right][0]
 
-    def _segment(self, cores: list[str]) -> list[str]:
-        """The cheapest words for the letters of `cores` (neighbouring tokens), in their own case."""
+    def _segment(self, cores: list[str], corrector=None) -> list[str]:
+        """The cheapest words for the letters of `cores` (neighbouring tokens), in their own case; a misspelt
+        piece cut from a run-together word comes back as its correction (with `corrector` only)."""
         text = "".join(cores)
         low, n = text.lower(), len(text)
         starts = [0]
         for core in cores:
             starts.append(starts[-1] + len(core))
-        as_written = {(starts[k], starts[k + 1]) for k in range(len(cores))}
+        as_written = {(starts[k], starts[k + 1]): k for k in range(len(cores))}
         inner = set(starts[1:-1])
         spaces = [0] * (n + 1)          # spaces[k]: the text's spaces at letter positions 1..k
         for k in range(1, n + 1):
             spaces[k] = spaces[k - 1] + (k in inner)
+        token_of = [k for k, core in enumerate(cores) for _ in core]   # the token each letter was typed in
         longest = max(self.max_piece, max(map(len, cores)))
-        best, back = [0.0] + [math.inf] * n, [0] * (n + 1)
+        best, back, written_as = [0.0] + [math.inf] * n, [0] * (n + 1), [None] * (n + 1)
         for i in range(1, n + 1):
             for j in range(max(0, i - longest), i):
                 if best[j] == math.inf:
                     continue
                 word = low[j:i]
+                options = []   # (cost, the word written instead, or None for the letters as typed)
                 if (j, i) in as_written:
                     rank = self.rank.get(word)
-                    cost = self.unknown_cost + self.unknown_per_char * len(word) if rank is None else self._rank_cost(rank)
+                    if rank is not None:
+                        options.append((self.rank_cost(rank), None))
+                    else:
+                        options.append((self.unknown_cost + self.unknown_per_char * len(word), None))
+                        fixed = corrector.correct_word(text[j:i]) if corrector is not None else None
+                        if fixed is not None:   # kept as typed here: the corrector puts it right afterwards
+                            options.append((self.rank_cost(self.rank.get(fixed.lower(), len(self.rank))) + self.edit_cost, None))
                 else:
                     cost = self.piece_cost.get(word)
-                    if cost is None:
-                        continue
-                    cost += self.join_cost * (spaces[i - 1] - spaces[j])   # spaces removed inside the word
-                if best[j] + cost < best[i]:
-                    best[i], back[i] = best[j] + cost, j
+                    if cost is not None:
+                        options.append((cost + self.join_cost * (spaces[i - 1] - spaces[j]), None))
+                    elif corrector is not None and spaces[i - 1] == spaces[j]:
+                        fixed = self._misspelt_piece(cores, starts, token_of[j], j, i, text, corrector)
+                        if fixed is not None:
+                            options.append((self.rank_cost(self.rank[fixed]) + self.split_cost + self.edit_cost, fixed))
+                for cost, instead in options:
+                    if best[j] + cost < best[i]:
+                        best[i], back[i], written_as[i] = best[j] + cost, j, instead
         cuts, i = [], n
         while i > 0:
             cuts.append(i)
             i = back[i]
         bounds = [0] + cuts[::-1]
-        return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+        return [written_as[b] or text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def _misspelt_piece(self, cores, starts, k, j, i, text, corrector) -> str | None:
+        """The correction of letters j..i, cut from token k (typed without a space between), when the rest of the
+        token is one very common word and the token is no word the corrector knows; else None."""
+        token_start, token_end = starts[k], starts[k + 1]
+        if j == token_start:
+            rest = text[i:token_end]
+        elif i == token_end:
+            rest = text[token_start:j]
+        else:
+            return None
+        if self.rank.get(rest.lower(), self.short_words) >= self.short_words or corrector.known(cores[k].lower()):
+            return None
+        return corrector.piece_correction(text[j:i])

@@ -25,12 +25,17 @@ import itertools
 import string
 import unicodedata
 
-from pixelrep.render.perturb import LOOKALIKES
+from pixelrep.render.perturb import KEYBOARD_NEIGHBOURS, LOOKALIKES
 from pixelrep.render.segment import _EDGES, SEGMENTERS, WordSegmenter, load_segmenter
 
 CORRECTORS = SEGMENTERS   # values of RenderConfig.correct_spelling besides "" (off): the same word lists
 _LETTERS = string.ascii_lowercase
 _ENDINGS = ("s", "es", "d", "ed", "r", "er", "ers", "ing", "ings", "ly", "ness")
+# What a correction costs more, in the word list's rank costs (WordSegmenter.rank_cost, nats), when no keyboard
+# explains its edit: a letter typed for one it neither touches on the keyboard nor looks like, or typed beside
+# one it neither touches nor repeats ("playin" is "playing" less a letter, not "plain" with a "y" typed in).
+ODD_EDIT_COST = 3.0
+CORRECTIONS_KEPT = 100_000   # words whose correction a corrector remembers (then it starts again)
 
 
 def one_edit_away(word: str) -> set[str]:
@@ -43,6 +48,22 @@ def one_edit_away(word: str) -> set[str]:
     out |= {a + c + b for a, b in cuts for c in _LETTERS + "'"}
     out.discard(word)
     return out
+
+
+def _near(key: str, typed: str) -> bool:
+    return typed in KEYBOARD_NEIGHBOURS.get(key, "") or typed in LOOKALIKES.get(key, "")
+
+
+def keyboard_edit(typed: str, word: str) -> bool:
+    """Whether `typed`, one edit from `word`, is a slip a keyboard explains: a letter left out, two neighbours
+    swapped, a key's neighbour or look-alike typed in its place, or typed beside it (or the key twice)."""
+    if len(typed) < len(word) or (len(typed) == len(word) and sum(a != b for a, b in zip(typed, word)) == 2):
+        return True   # a deletion or a swap
+    if len(typed) > len(word):
+        return any(typed[:i] + typed[i + 1:] == word and (typed[i] == typed[i - 1] or _near(typed[i - 1], typed[i]))
+                   for i in range(1, len(typed)))
+    i = next(i for i, (a, b) in enumerate(zip(typed, word)) if a != b)
+    return _near(word[i], typed[i])
 
 
 def _letters_imitated(ch: str) -> tuple[str, ...]:
@@ -83,8 +104,9 @@ class SpellingCorrector:
     """
 
     def __init__(self, segmenter: WordSegmenter, *, common: int = 40_000, min_letters: int = 4):
-        self.rank, self.is_its_language = segmenter.rank, segmenter.is_its_language
+        self.rank, self.is_its_language, self.rank_cost = segmenter.rank, segmenter.is_its_language, segmenter.rank_cost
         self.common, self.min_letters = common, min_letters
+        self._corrections: dict[str, str | None] = {}   # correction()'s answers: the segmenter asks for them too
 
     def __call__(self, text: str) -> str:
         tokens = text.split(" ")
@@ -136,7 +158,25 @@ class SpellingCorrector:
         return False
 
     def correction(self, word: str) -> str | None:
-        """The most frequent common word one edit from `word` (lower case), or None; a dropped apostrophe first
-        (the list knows "didn" from "didn't" split elsewhere, more often than "didn't" itself)."""
-        ranked = [("'" not in w, self.rank[w], w) for w in one_edit_away(word) if self.rank.get(w, self.common) < self.common]
-        return min(ranked)[2] if ranked else None
+        """The likeliest common word one edit from `word` (lower case), or None: a dropped apostrophe first (the list
+        knows "didn" from "didn't" split elsewhere, more often than "didn't" itself), then the least rank cost, plus
+        ODD_EDIT_COST where no keyboard explains the edit."""
+        if word in self._corrections:
+            return self._corrections[word]
+        if len(self._corrections) >= CORRECTIONS_KEPT:
+            self._corrections.clear()
+        ranked = [("'" not in w, self.rank_cost(self.rank[w]) + ODD_EDIT_COST * ("'" not in w and not keyboard_edit(word, w)), w)
+                  for w in one_edit_away(word) if self.rank.get(w, self.common) < self.common]
+        self._corrections[word] = min(ranked)[2] if ranked else None
+        return self._corrections[word]
+
+    def piece_correction(self, piece: str) -> str | None:
+        """For letters cut from a run-together word (WordSegmenter with this corrector): the likeliest common word
+        a keyboard slip away, lower case, or None. Only a lower-case ASCII piece of `min_letters` or more that the
+        list does not know."""
+        if not (piece.isascii() and piece.isalpha() and piece.islower()) or len(piece) < self.min_letters or \
+                piece in self.rank:
+            return None
+        ranked = [(self.rank[w], w) for w in one_edit_away(piece)
+                  if "'" not in w and self.rank.get(w, self.common) < self.common and keyboard_edit(piece, w)]
+        return min(ranked)[1] if ranked else None

@@ -6,7 +6,7 @@ import pytest
 
 from pixelrep.render import Renderer, RenderConfig, add_typos
 from pixelrep.render.segment import WordSegmenter
-from pixelrep.render.spelling import SpellingCorrector, latin_readings, load_corrector, one_edit_away
+from pixelrep.render.spelling import SpellingCorrector, keyboard_edit, latin_readings, load_corrector, one_edit_away
 
 SENTENCES = resources.files("pixelrep.render").joinpath("samples", "en.txt").read_text("utf-8").splitlines()[:300]
 # A tiny English list, most frequent first; its last three are beyond `common`, never a correction.
@@ -92,3 +92,54 @@ def test_renderer_and_encoder_setting(tmp_path):
     assert np.allclose(typod, clean)
     encoder.save_pretrained(tmp_path / "m")
     assert PixelEncoder.from_pretrained(tmp_path / "m").render_config.correct_spelling == "en"
+
+
+def test_keyboard_edit():
+    assert keyboard_edit("playin", "playing") and keyboard_edit("palying", "playing")     # a letter left out; a swap
+    assert keyboard_edit("plsying", "playing") and keyboard_edit("plaaying", "playing")   # a neighbour key; a key twice
+    assert keyboard_edit("w0man", "woman")                                                # a look-alike
+    assert not keyboard_edit("playin", "plain")        # "y" typed beside "l", which it does not touch
+    assert not keyboard_edit("plmying", "playing")     # "m" for "a"
+
+
+def test_correction_prefers_a_keyboard_slip():
+    words = "the a of plain playing".split()          # "plain" the more frequent, "playing" the likelier slip
+    corrector = SpellingCorrector(WordSegmenter(words))
+    assert corrector.correction("playin") == "playing"
+    assert corrector.correction("plaim") == "plain"   # both one slip away: frequency decides
+
+
+JOINED = "the a is in of to on man woman era ding reading computer drilling board playing".split()
+
+
+@pytest.fixture(scope="module")
+def joined():
+    segmenter = WordSegmenter(JOINED, pieces=len(JOINED), short_words=7, edit_cost=3.0)   # a short list: cheap words
+    return segmenter, SpellingCorrector(segmenter, common=len(JOINED))
+
+
+@pytest.mark.parametrize("text, alone, with_corrector", [
+    # a misspelt word is weighed as its correction, not cut into rarer words
+    ("the woman is erading", "the woman is era ding", "the woman is erading"),
+    # a lost space beside a very common word, the other piece misspelt: cut, the piece written corrected
+    ("the man is drillingba board", "the man is drillingba board", "the man is drilling a board"),
+    ("the man is acoputer", "the man is acoputer", "the man is a computer"),
+    # ... only beside one of the first short_words: "board" is not one
+    ("the man is boardcoputer", "the man is boardcoputer", "the man is boardcoputer"),
+    ("the man is playing", "the man is playing", "the man is playing"),   # clean text as written
+])
+def test_segmenter_weighs_corrections(joined, text, alone, with_corrector):
+    segmenter, corrector = joined
+    assert segmenter(text) == alone
+    assert segmenter(text, corrector) == with_corrector
+    assert corrector(segmenter(text, corrector)) == corrector(with_corrector)
+
+
+def test_bundled_front_end_reads_typos_as_words():
+    """The renderer re-spaces with the corrector when both are on: a misspelt word is corrected, not cut."""
+    both = Renderer(RenderConfig(max_patches=64, word_align=3, segment_words="en", correct_spelling="en"))
+    for typed, meant in (("A woman is erading.", "A woman is reading."),
+                         ("A child is playing acoputer game.", "A child is playing a computer game.")):
+        assert np.array_equal(both.render(typed).pixels, both.render(meant).pixels), typed
+    respaced = Renderer(RenderConfig(max_patches=64, word_align=3, segment_words="en"))
+    assert [w for w, *_ in respaced.render("A woman is erading.").words][-2:] == ["era", "ding."]
