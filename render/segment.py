@@ -150,7 +150,7 @@ class WordSegmenter:
         starts = [0]
         for core in cores:
             starts.append(starts[-1] + len(core))
-        as_written = {(starts[k], starts[k + 1]): k for k in range(len(cores))}
+        as_written = {(starts[k], starts[k + 1]) for k in range(len(cores))}
         inner = set(starts[1:-1])
         spaces = [0] * (n + 1)          # spaces[k]: the text's spaces at letter positions 1..k
         for k in range(1, n + 1):
@@ -178,7 +178,8 @@ class WordSegmenter:
                     if cost is not None:
                         options.append((cost + self.join_cost * (spaces[i - 1] - spaces[j]), None))
                     elif corrector is not None and spaces[i - 1] == spaces[j]:
-                        fixed = self._misspelt_piece(cores, starts, token_of[j], j, i, text, corrector)
+                        k = token_of[j]   # no space inside: the letters of one token
+                        fixed = self._misspelt_piece(cores[k], j - starts[k], i - starts[k], corrector)
                         if fixed is not None:
                             options.append((self.rank_cost(self.rank[fixed]) + self.split_cost + self.edit_cost, fixed))
                 for cost, instead in options:
@@ -191,16 +192,15 @@ class WordSegmenter:
         bounds = [0] + cuts[::-1]
         return [written_as[b] or text[a:b] for a, b in zip(bounds, bounds[1:])]
 
-    def _misspelt_piece(self, cores, starts, k, j, i, text, corrector) -> str | None:
-        """The correction of letters j..i, cut from token k (typed without a space between), when the rest of the
-        token is one very common word and the token is no word the corrector knows; else None."""
-        token_start, token_end = starts[k], starts[k + 1]
-        if j == token_start:
-            rest = text[i:token_end]
-        elif i == token_end:
-            rest = text[token_start:j]
+    def _misspelt_piece(self, token: str, a: int, b: int, corrector) -> str | None:
+        """The correction of token[a:b], a piece of a token typed without a space, when the rest of the token is one
+        very common word and the token is no word the corrector knows; else None."""
+        if a == 0:
+            rest = token[b:]
+        elif b == len(token):
+            rest = token[:a]
         else:
             return None
-        if self.rank.get(rest.lower(), self.short_words) >= self.short_words or corrector.known(cores[k].lower()):
+        if self.rank.get(rest.lower(), self.short_words) >= self.short_words or corrector.known(token.lower()):
             return None
-        return corrector.piece_correction(text[j:i])
+        return corrector.piece_correction(token[a:b])

@@ -166,7 +166,7 @@ class SpellingCorrector:
         if len(self._corrections) >= CORRECTIONS_KEPT:
             self._corrections.clear()
         ranked = [("'" not in w, self.rank_cost(self.rank[w]) + ODD_EDIT_COST * ("'" not in w and not keyboard_edit(word, w)), w)
-                  for w in one_edit_away(word) if self.rank.get(w, self.common) < self.common]
+                  for w in self._common_one_edit(word)]
         self._corrections[word] = min(ranked)[2] if ranked else None
         return self._corrections[word]
 
@@ -177,6 +177,9 @@ class SpellingCorrector:
         if not (piece.isascii() and piece.isalpha() and piece.islower()) or len(piece) < self.min_letters or \
                 piece in self.rank:
             return None
-        ranked = [(self.rank[w], w) for w in one_edit_away(piece)
-                  if "'" not in w and self.rank.get(w, self.common) < self.common and keyboard_edit(piece, w)]
+        ranked = [(self.rank[w], w) for w in self._common_one_edit(piece) if "'" not in w and keyboard_edit(piece, w)]
         return min(ranked)[1] if ranked else None
+
+    def _common_one_edit(self, word: str) -> list[str]:
+        """The list's first `common` words one edit from `word`: what a correction is chosen among."""
+        return [w for w in one_edit_away(word) if self.rank.get(w, self.common) < self.common]
