@@ -37,6 +37,8 @@ import math
 import re
 from importlib import resources
 
+from pixelrep.render.perturb import KEYBOARD_NEIGHBOURS
+
 SEGMENTERS = ("en",)   # values of RenderConfig.segment_words besides "" (off)
 GATE_LANGUAGES = ("de", "es", "fr", "it", "nl", "pl", "pt", "tr")
 # never a piece of a cut word: endings, and single letters other than "a" (a cut "Messi" -> "Mess i")
@@ -44,6 +46,25 @@ NOT_PIECES = frozenset({"ing", "ed", "es", "er", "ers", "ly", "ion", "ions", "ne
     frozenset("bcdefghijklmnopqrstuvwxyz")
 _EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)    # leading punctuation, the word, trailing punctuation
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
+# Where a space is lost next to punctuation, a number or a contraction, ending at the point the space goes (a word
+# must stand on each side; WordSegmenter._put_back_lost_spaces checks which): after a comma, semicolon, colon, "!" or
+# "?" between letters; after a full stop between a small letter and a capitalised word; after a contraction or a
+# possessive followed by letters; between letters and a number that ends the token, or a number that starts it and
+# letters; before "(" and after ")" beside a word.
+_LOST_SPACE = re.compile(
+    r"(?=[,;:!?.'()0-9])(?:"    # each starts at one of these: a fast scan for the rest
+    r"(?P<punctuation>(?<=[A-Za-z])[,;:!?](?=[A-Za-z]))"
+    r"|(?P<stop>(?<=[A-Za-z][a-z])\.(?=[A-Z][a-z]))"
+    r"|(?P<contraction>(?<=[A-Za-z])'(?:s|t|re|ve|ll|d|m)(?=[a-z]))"
+    r"|(?P<before_number>(?<=[A-Za-z])(?=\d[\d,.]*(?![\w'])))"
+    r"|(?P<after_number>(?<![\w.,])\d[\d,.]*(?=[A-Za-z]+(?![\w'])))"
+    r"|(?P<paren>(?<=[A-Za-z0-9])(?=\([A-Za-z]{2})|\)(?=[A-Za-z]{2})))")
+_LETTERS_BEFORE = re.compile(r"[A-Za-z]*$")
+_LETTERS_AFTER = re.compile(r"[A-Za-z]*")
+_NUMBER_AFTER = re.compile(r"\d[\d,.]*")
+# Letters written against a number without a space in clean text: times, ordinals, units.
+NOT_BESIDE_NUMBERS = frozenset({"am", "pm", "st", "nd", "rd", "th", "s", "k", "m", "x", "km", "kg", "mm", "cm", "mb",
+                                "gb", "kb", "ml", "mg", "mph", "fps", "bit", "px", "pt", "ft", "lb", "lbs", "hz", "d"})
 # ZWJ / ZWNJ, which the renderer keeps for shaping, draw nothing beside Latin letters: they must not
 # change where the spaces go either (the visual suite's zero-width kind leaves the pixels as they were).
 _LATIN_JOINERS = re.compile(r"(?<=[A-Za-z])[\u200c\u200d]+|[\u200c\u200d]+(?=[A-Za-z])")
@@ -94,12 +115,17 @@ class WordSegmenter:
         words weighed as their corrections (see the module docstring)."""
         if "\u200c" in text or "\u200d" in text:
             text = _LATIN_JOINERS.sub("", text)
+        english = None   # the language gate, asked once and only when needed
+        if _LOST_SPACE.search(text):
+            english = self.is_its_language(text)
+            if english:
+                text = self._put_back_lost_spaces(text, corrector)
         tokens = text.split(" ")
         parts = [_EDGES.match(t).groups() for t in tokens]
         eligible = [bool(core) and core.isascii() and core.isalpha() and not (len(core) > 1 and core.isupper())
                     for _, core, _ in parts]
         suspects = [e and self._suspect(parts[i][1]) for i, e in enumerate(eligible)]
-        if not any(suspects) or not self.is_its_language(text):
+        if not any(suspects) or not (self.is_its_language(text) if english is None else english):
             return text
         out, i = [], 0
         while i < len(tokens):
@@ -119,6 +145,56 @@ class WordSegmenter:
             out.append(parts[start][0] + " ".join(words) + parts[end][2])
             i = end + 1
         return " ".join(out)
+
+    def _put_back_lost_spaces(self, text: str, corrector=None) -> str:
+        """`text` with a space put back where English writes one and a word touches punctuation, a number or a
+        contraction instead (_LOST_SPACE: "beach,near", "said.The", "doesn'thave", "since1998", "1900Olympics",
+        "manner(rather"), unless the letters read as one known word with a typo there ("gui,tar": a comma typed
+        into "guitar", or for an "m" beside it)."""
+        known = corrector.known if corrector is not None else self.rank.__contains__
+        word = self._reads_as_words
+        cuts = []
+        for match in _LOST_SPACE.finditer(text):
+            left = _LETTERS_BEFORE.search(text, 0, match.start()).group()
+            right = _LETTERS_AFTER.match(text, match.end()).group()
+            kind = match.lastgroup
+            if kind == "contraction":
+                if (match.group() == "'t" and not left.endswith("n")) or not word(right):
+                    continue
+            elif kind in ("before_number", "after_number"):
+                number = _NUMBER_AFTER.match(text, match.end()).group() if kind == "before_number" else match.group()
+                if sum(ch.isdigit() for ch in number) < 2 or not self._whole_word(left if kind == "before_number" else right):
+                    continue   # one digit beside a word is as often a typo ("the3") as a lost space
+            elif kind == "paren":   # the words inside and outside the bracket
+                after_close = match.group() == ")"
+                right = _LETTERS_AFTER.match(text, match.end() + (not after_close)).group()
+                if not (word(right) and (after_close or word(left))):
+                    continue
+            elif not (word(left) and word(right)):
+                continue   # "Abl,ack", "m,an": not two words
+            elif kind == "punctuation" and any(known((left + letter + right).lower()) for letter in
+                                               [""] + [k for k in KEYBOARD_NEIGHBOURS.get(match.group(), "") if k.isalpha()]):
+                continue   # a letter typed as its neighbour on the keyboard: "gui,tar", "co,puter"
+            cuts.append(match.end())
+        if not cuts:
+            return text
+        pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        return " ".join(pieces)
+
+    def _reads_as_words(self, letters: str) -> bool:
+        """Whether a letter run beside punctuation is a common word, or common words run together ("butitis")."""
+        if letters.lower() in self.piece_cost or letters == "I":
+            return True
+        if len(letters) < 5 or not letters.isalpha() or not self._suspect(letters):
+            return False
+        pieces = self._segment([letters])
+        return len(pieces) > 1 and all(piece.lower() in self.piece_cost for piece in pieces)
+
+    def _whole_word(self, letters: str) -> bool:
+        """Whether a letter run next to punctuation or a number is a word of its own: one a cut word may have as a
+        piece (common, not an ending, not a unit such as "am" or "th"), not an acronym."""
+        return letters.lower() in self.piece_cost and letters.lower() not in NOT_BESIDE_NUMBERS and \
+            not (len(letters) > 1 and letters.isupper())
 
     def is_its_language(self, text: str) -> bool:
         """Whether the text's words cost no more under this list's unigram model than under any gate

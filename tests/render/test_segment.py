@@ -35,6 +35,36 @@ def test_tiny_list(tiny, text, expected):
     assert tiny(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("the man,playing the guitar", "the man, playing the guitar"),          # a space lost after a comma
+    ("the guitar;playingthe piano", "the guitar; playing the piano"),       # ... beside words run together
+    ("the dog is playing.The man", "the dog is playing. The man"),          # after a full stop, before a capital
+    ("the man'sguitar", "the man's guitar"),                                # after a possessive
+    ("the man isn'tplaying", "the man isn't playing"),                      # after a contraction
+    ("playing2000 pianos", "playing 2000 pianos"),                          # beside a number
+    ("1900playing on the", "1900 playing on the"),
+    ("the man(playing) the dog", "the man (playing) the dog"),              # around brackets
+    ("the dog(s)", "the dog(s)"),                                           # a letter in brackets is no word
+    ("the dog3 man", "the dog3 man"),                                       # one digit: as often a typo
+    ("at 10am", "at 10am"), ("the 2nd man", "the 2nd man"),                 # units and ordinals
+    ("the man,zork", "the man,zork"),                                       # not two words
+    ("a 3,000 man", "a 3,000 man"),
+])
+def test_lost_spaces_beside_punctuation_and_numbers(tiny, text, expected):
+    assert tiny(text) == expected
+
+
+def test_punctuation_typed_for_a_letter_is_no_lost_space():
+    """"gui,tar" is "guitar" with a comma typed in, and "wo,an" "woman" with a comma for the "m" beside it."""
+    segmenter = WordSegmenter(WORDS + ["gui", "tar", "wo", "an"], pieces=len(WORDS) + 4, short_words=30)
+    assert segmenter("the gui,tar") == "the gui,tar" and segmenter("the wo,an") == "the wo,an"
+    assert segmenter("the man,tar") == "the man, tar"
+
+
+def test_lost_spaces_only_in_english(tiny):
+    assert tiny("El chico,tocando el piano.") == "El chico,tocando el piano."
+
+
 def test_invisible_joiners_do_not_move_spaces(tiny):
     """ZWJ / ZWNJ draw nothing beside Latin letters, so the text is re-spaced as if they were not there."""
     assert tiny("Aman is play\u200ding the gui\u200ctar.") == "A man is playing the guitar."
