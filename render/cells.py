@@ -376,11 +376,34 @@ class CellAligner:
             end = x + em
         return starts
 
-    def in_cells(self, pixels: np.ndarray) -> bool:
+    def in_cells(self, pixels: np.ndarray, snapped: bool = False) -> bool:
         """Whether every word starts where a cell starts (within ALIGNED_REACH): a strip already laid out in cells,
         perhaps moved by a few pixels."""
+        return self._in_cells(*self._found(pixels, snapped))
+
+    def __call__(self, pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
+        """`pixels` laid out in cells (lay_out), or `pixels` itself when its words are in cells already (in_cells)."""
+        starts, words = self._found(pixels, snapped)
+        return pixels if self._in_cells(starts, words) else self._laid_out(pixels, starts, words, snapped)
+
+    def lay_out(self, pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
+        """A strip of text (uint8 [patch_size, W], no end patch) with each word moved into cells of its own, as the
+        renderer lays words out; `snapped`: a strip the grid snapper moved, whose blank columns may keep faint ink.
+        The result may be wider than the renderer's canvas: the caller cuts it."""
+        return self._laid_out(pixels, *self._found(pixels, snapped), snapped)
+
+    def _found(self, pixels: np.ndarray, snapped: bool) -> tuple[list[tuple[int, bool]], list[tuple[int, int]]]:
+        """The strip's CJK characters (glyph_starts), or none and its words, each found once: the near lookups make
+        the words the costly part for unknown scripts."""
         starts = self.glyph_starts(pixels)
-        return self._glyphs_in_cells(starts) if starts else self._starts_in_cells(self.words(pixels))
+        return starts, ([] if starts else self.words(pixels, snapped))
+
+    def _in_cells(self, starts: list[tuple[int, bool]], words: list[tuple[int, int]]) -> bool:
+        return self._glyphs_in_cells(starts) if starts else self._starts_in_cells(words)
+
+    def _laid_out(self, pixels: np.ndarray, starts: list[tuple[int, bool]], words: list[tuple[int, int]],
+                  snapped: bool) -> np.ndarray:
+        return self._with_glyphs(pixels, starts, snapped) if starts else self._placed(pixels, words)
 
     def _starts_in_cells(self, words: list[tuple[int, int]]) -> bool:
         low, high = ALIGNED_REACH
@@ -390,21 +413,6 @@ class CellAligner:
         """Whether every CJK character's em box starts LEFT_PAD into a cell (within ALIGNED_REACH); a full-width form
         of ASCII may share its cells with a word."""
         return self._starts_in_cells([(x, x + self.em) for x, chunked in starts if chunked])
-
-    def __call__(self, pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
-        """`pixels` laid out in cells (lay_out), or `pixels` itself when its words are in cells already (in_cells)."""
-        starts = self.glyph_starts(pixels)
-        if starts:
-            return pixels if self._glyphs_in_cells(starts) else self._with_glyphs(pixels, starts, snapped)
-        words = self.words(pixels, snapped)   # found once: the near lookups make it the costly part for unknown scripts
-        return pixels if self._starts_in_cells(words) else self._placed(pixels, words)
-
-    def lay_out(self, pixels: np.ndarray, snapped: bool = False) -> np.ndarray:
-        """A strip of text (uint8 [patch_size, W], no end patch) with each word moved into cells of its own, as the
-        renderer lays words out; `snapped`: a strip the grid snapper moved, whose blank columns may keep faint ink.
-        The result may be wider than the renderer's canvas: the caller cuts it."""
-        starts = self.glyph_starts(pixels)
-        return self._with_glyphs(pixels, starts, snapped) if starts else self._placed(pixels, self.words(pixels, snapped))
 
     def _with_glyphs(self, pixels: np.ndarray, starts: list[tuple[int, bool]], snapped: bool) -> np.ndarray:
         """lay_out of a strip with CJK characters at `starts`: `chunk` consecutive ones to a cell's text, as the
