@@ -35,7 +35,7 @@ _ENDINGS = ("s", "es", "d", "ed", "r", "er", "ers", "ing", "ings", "ly", "ness")
 # explains its edit: a letter typed for one it neither touches on the keyboard nor looks like, or typed beside
 # one it neither touches nor repeats ("playin" is "playing" less a letter, not "plain" with a "y" typed in).
 ODD_EDIT_COST = 3.0
-CORRECTIONS_KEPT = 100_000   # words whose correction a corrector remembers (then it starts again)
+CORRECTIONS_KEPT = 100_000   # words whose answer a corrector remembers (then it starts again)
 
 
 def one_edit_away(word: str) -> set[str]:
@@ -106,7 +106,7 @@ class SpellingCorrector:
     def __init__(self, segmenter: WordSegmenter, *, common: int = 40_000, min_letters: int = 4):
         self.rank, self.is_its_language, self.rank_cost = segmenter.rank, segmenter.is_its_language, segmenter.rank_cost
         self.common, self.min_letters = common, min_letters
-        self._corrections: dict[str, str | None] = {}   # correction()'s answers: the segmenter asks for them too
+        self._corrections: dict[str, str | None] = {}   # correct_word()'s answers for words it had to look at
 
     def __call__(self, text: str) -> str:
         tokens = text.split(" ")
@@ -124,10 +124,19 @@ class SpellingCorrector:
 
     def correct_word(self, core: str) -> str | None:
         """The word `core` (no punctuation around it) should be written as, or None to keep it as written."""
+        if core.isascii() and core.isalpha() and (not core.islower() or len(core) < self.min_letters or
+                                                  core in self.rank):
+            return None   # the common case, answered before the memory
+        if core in self._corrections:   # the re-spacer asks first, then the corrector: one answer
+            return self._corrections[core]
+        if len(self._corrections) >= CORRECTIONS_KEPT:
+            self._corrections.clear()
+        self._corrections[core] = fixed = self._correct_word(core)
+        return fixed
+
+    def _correct_word(self, core: str) -> str | None:
         if core.isascii() and core.isalpha():
-            if not core.islower() or len(core) < self.min_letters or self.known(core):
-                return None
-            return self.correction(core)
+            return None if self.inflected(core) else self.correction(core)
         if sum(ch.isascii() and ch.isalpha() for ch in core) < 2 or not self.symbols_inside(core):
             return None   # a number, an ordinal, a name with a version ("19th", "python3"), another script
         readings = [w for w in latin_readings(core) if w.islower()]
@@ -161,14 +170,9 @@ class SpellingCorrector:
         """The likeliest common word one edit from `word` (lower case), or None: a dropped apostrophe first (the list
         knows "didn" from "didn't" split elsewhere, more often than "didn't" itself), then the least rank cost, plus
         ODD_EDIT_COST where no keyboard explains the edit."""
-        if word in self._corrections:
-            return self._corrections[word]
-        if len(self._corrections) >= CORRECTIONS_KEPT:
-            self._corrections.clear()
         ranked = [("'" not in w, self.rank_cost(self.rank[w]) + ODD_EDIT_COST * ("'" not in w and not keyboard_edit(word, w)), w)
                   for w in self._common_one_edit(word)]
-        self._corrections[word] = min(ranked)[2] if ranked else None
-        return self._corrections[word]
+        return min(ranked)[2] if ranked else None
 
     def piece_correction(self, piece: str) -> str | None:
         """For letters cut from a run-together word (WordSegmenter with this corrector): the likeliest common word
