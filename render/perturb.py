@@ -33,6 +33,12 @@ def _neighbours() -> dict[str, str]:
 
 KEYBOARD_NEIGHBOURS = _neighbours()
 
+# Leetspeak: the digit written for a letter (the visual suite's `leetspeak` kind; the re-spacer reads it back).
+LEET: dict[str, str] = {
+    "a": "4", "b": "8", "e": "3", "g": "9", "i": "1", "l": "1", "o": "0", "s": "5", "t": "7", "z": "2",
+    "A": "4", "B": "8", "E": "3", "G": "6", "I": "1", "L": "1", "O": "0", "S": "5", "T": "7", "Z": "2",
+}
+
 # Characters that look alike: digits for letters, missing or wrong diacritics, Latin/Cyrillic/Greek homoglyphs.
 _LOOKALIKE_GROUPS = ("o0оοö", "O0ОΟÖ", "l1I|", "i1íìï", "e3éèêëе", "a@áàâäаα", "s5$", "S5$", "B8ВΒ", "g9q",
                      "uüúùû", "cсç", "pрρ", "xх×", "yуý", "AАΑÁÄ", "EЕΕÉ", "HНΗ", "KКΚ", "MМΜ", "PРΡ", "TТΤ",

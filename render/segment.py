@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import functools
 import gzip
+import itertools
 import math
 import re
 from importlib import resources
 
-from pixelrep.render.perturb import KEYBOARD_NEIGHBOURS
+from pixelrep.render.perturb import KEYBOARD_NEIGHBOURS, LEET, LOOKALIKES
 
 SEGMENTERS = ("en",)   # values of RenderConfig.segment_words besides "" (off)
 GATE_LANGUAGES = ("de", "es", "fr", "it", "nl", "pl", "pt", "tr")
@@ -62,12 +63,23 @@ _LOST_SPACE = re.compile(
 _LETTERS_BEFORE = re.compile(r"[A-Za-z]*$")
 _LETTERS_AFTER = re.compile(r"[A-Za-z]*")
 _NUMBER_AFTER = re.compile(r"\d[\d,.]*")
+_DIGITS = re.compile(r"\d+")
+# The letters a digit stands for in leetspeak (the visual suite's LEET) or as a look-alike (LOOKALIKES).
+_DIGIT_LETTERS = {digit: "".join(sorted({letter.lower() for letter, leet in LEET.items() if leet == digit} |
+                                        {c.lower() for c in LOOKALIKES.get(digit, "") if c.isascii() and c.isalpha()}))
+                  for digit in "0123456789"}
 # Letters written against a number without a space in clean text: times, ordinals, units.
 NOT_BESIDE_NUMBERS = frozenset({"am", "pm", "st", "nd", "rd", "th", "s", "k", "m", "x", "km", "kg", "mm", "cm", "mb",
                                 "gb", "kb", "ml", "mg", "mph", "fps", "bit", "px", "pt", "ft", "lb", "lbs", "hz", "d"})
 # ZWJ / ZWNJ, which the renderer keeps for shaping, draw nothing beside Latin letters: they must not
 # change where the spaces go either (the visual suite's zero-width kind leaves the pixels as they were).
 _LATIN_JOINERS = re.compile(r"(?<=[A-Za-z])[\u200c\u200d]+|[\u200c\u200d]+(?=[A-Za-z])")
+
+
+def _reads_as_word(token: str, known, limit: int = 64) -> bool:
+    """Whether letters and digits read as a word `known` knows with each digit taken for a letter it stands for."""
+    options = [_DIGIT_LETTERS[ch] if ch.isdigit() else ch.lower() for ch in token]
+    return all(options) and any(known("".join(letters)) for letters in itertools.islice(itertools.product(*options), limit))
 
 
 def read_words(name: str) -> list[str]:
@@ -163,8 +175,15 @@ class WordSegmenter:
                     continue
             elif kind in ("before_number", "after_number"):
                 number = _NUMBER_AFTER.match(text, match.end()).group() if kind == "before_number" else match.group()
-                if sum(ch.isdigit() for ch in number) < 2 or not self._whole_word(left if kind == "before_number" else right):
-                    continue   # one digit beside a word is as often a typo ("the3") as a lost space
+                letters = left if kind == "before_number" else right
+                digits = _DIGITS.match(number).group()
+                outer = match.start() - len(left) - 1   # before_number: what stands before the letters
+                if len(digits) < 2 or not self._whole_word(letters) or \
+                        (kind == "before_number" and outer >= 0 and text[outer].isdigit()):
+                    continue   # one digit beside a word is as often a typo ("the3") as a lost space; "8a1137" is
+                               # one leetspeak word
+                if _reads_as_word(letters + digits if kind == "before_number" else digits + letters, known):
+                    continue   # leetspeak: "in70" is "into", "50me" "some"
             elif kind == "paren":   # the words inside and outside the bracket
                 after_close = match.group() == ")"
                 right = _LETTERS_AFTER.match(text, match.end() + (not after_close)).group()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pixelrep.render.config import Rendered
-from pixelrep.render.perturb import as_generator
+from pixelrep.render.perturb import LEET, as_generator
 
 # Latin letter -> Cyrillic / Greek letters that Unicode's confusables data (UTS #39, confusables.txt)
 # lists as its look-alikes, kept where the bundled Noto Sans draws them like the Latin letter
@@ -44,10 +44,6 @@ HOMOGLYPHS: dict[str, str] = {
 # diaeresis, ring above, caron, dot below, cedilla.
 COMBINING_ACCENTS = "\u0300\u0301\u0302\u0303\u0304\u0306\u0307\u0308\u030a\u030c\u0323\u0327"
 
-LEET: dict[str, str] = {
-    "a": "4", "b": "8", "e": "3", "g": "9", "i": "1", "l": "1", "o": "0", "s": "5", "t": "7", "z": "2",
-    "A": "4", "B": "8", "E": "3", "G": "6", "I": "1", "L": "1", "O": "0", "S": "5", "T": "7", "Z": "2",
-}
 
 # Zero-width space, zero-width non-joiner, zero-width joiner, word joiner, zero-width no-break space (BOM).
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"

@@ -61,6 +61,14 @@ def test_punctuation_typed_for_a_letter_is_no_lost_space():
     assert segmenter("the man,tar") == "the man, tar"
 
 
+def test_leetspeak_is_no_word_beside_a_number():
+    """"in70" reads "into" with its digits taken for the letters they stand for: one word, not "in 70"."""
+    segmenter = WordSegmenter(WORDS + ["into", "ballet"], pieces=len(WORDS) + 2, short_words=30)
+    assert segmenter("the man in70 the park") == "the man in70 the park"
+    assert segmenter("the man in1970 the park") == "the man in 1970 the park"
+    assert segmenter("the 8a1137 man") == "the 8a1137 man"      # digits before the letters too: one word
+
+
 def test_lost_spaces_only_in_english(tiny):
     assert tiny("El chico,tocando el piano.") == "El chico,tocando el piano."
 
