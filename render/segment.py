@@ -57,13 +57,13 @@ _LOST_SPACE = re.compile(
     r"(?P<punctuation>(?<=[A-Za-z])[,;:!?](?=[A-Za-z]))"
     r"|(?P<stop>(?<=[A-Za-z][a-z])\.(?=[A-Z][a-z]))"
     r"|(?P<contraction>(?<=[A-Za-z])'(?:s|t|re|ve|ll|d|m)(?=[a-z]))"
-    r"|(?P<before_number>(?<=[A-Za-z])(?=\d[\d,.]*(?![\w'])))"
-    r"|(?P<after_number>(?<![\w.,])\d[\d,.]*(?=[A-Za-z]+(?![\w'])))"
+    r"|(?P<before_number>(?<=[A-Za-z])(?=[0-9][0-9,.]*(?![\w'])))"
+    r"|(?P<after_number>(?<![\w.,])[0-9][0-9,.]*(?=[A-Za-z]+(?![\w'])))"
     r"|(?P<paren>(?<=[A-Za-z0-9])(?=\([A-Za-z]{2})|\)(?=[A-Za-z]{2})))")
 _LETTERS_BEFORE = re.compile(r"[A-Za-z]*$")
 _LETTERS_AFTER = re.compile(r"[A-Za-z]*")
-_NUMBER_AFTER = re.compile(r"\d[\d,.]*")
-_DIGITS = re.compile(r"\d+")
+_NUMBER_AFTER = re.compile(r"[0-9][0-9,.]*")
+_DIGITS = re.compile(r"[0-9]+")
 # The letters a digit stands for in leetspeak (the visual suite's LEET) or as a look-alike (LOOKALIKES).
 _DIGIT_LETTERS = {digit: "".join(sorted({letter.lower() for letter, leet in LEET.items() if leet == digit} |
                                         {c.lower() for c in LOOKALIKES.get(digit, "") if c.isascii() and c.isalpha()}))
@@ -78,7 +78,7 @@ _LATIN_JOINERS = re.compile(r"(?<=[A-Za-z])[\u200c\u200d]+|[\u200c\u200d]+(?=[A-
 
 def _reads_as_word(token: str, known, limit: int = 64) -> bool:
     """Whether letters and digits read as a word `known` knows with each digit taken for a letter it stands for."""
-    options = [_DIGIT_LETTERS[ch] if ch.isdigit() else ch.lower() for ch in token]
+    options = [_DIGIT_LETTERS.get(ch, ch.lower()) for ch in token]
     return all(options) and any(known("".join(letters)) for letters in itertools.islice(itertools.product(*options), limit))
 
 
@@ -179,7 +179,7 @@ class WordSegmenter:
                 digits = _DIGITS.match(number).group()
                 outer = match.start() - len(left) - 1   # before_number: what stands before the letters
                 if len(digits) < 2 or not self._whole_word(letters) or \
-                        (kind == "before_number" and outer >= 0 and text[outer].isdigit()):
+                        (kind == "before_number" and outer >= 0 and "0" <= text[outer] <= "9"):
                     continue   # one digit beside a word is as often a typo ("the3") as a lost space; "8a1137" is
                                # one leetspeak word
                 if _reads_as_word(letters + digits if kind == "before_number" else digits + letters, known):
