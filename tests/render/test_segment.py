@@ -49,7 +49,8 @@ def test_tiny_list(tiny, text, expected):
     ("at 10am", "at 10am"), ("the 2nd man", "the 2nd man"),                 # units and ordinals
     ("the man,zork", "the man,zork"),                                       # not two words
     ("a 3,000 man", "a 3,000 man"),
-    ("the man１２ is", "the man１２ is"), ("the ١٢man", "the ١٢man"),   # digits of other scripts: not numbers here
+    ("the man１２ is", "the man１２ is"), ("the man1２ is", "the man1２ is"),   # digits of other scripts: not
+    ("the ١٢man", "the ١٢man"),                                             # numbers here
 ])
 def test_lost_spaces_beside_punctuation_and_numbers(tiny, text, expected):
     assert tiny(text) == expected
