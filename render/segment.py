@@ -62,7 +62,6 @@ _LOST_SPACE = re.compile(
     r"|(?P<paren>(?<=[A-Za-z0-9])(?=\([A-Za-z]{2})|\)(?=[A-Za-z]{2})))")
 _LETTERS_BEFORE = re.compile(r"[A-Za-z]*$")
 _LETTERS_AFTER = re.compile(r"[A-Za-z]*")
-_NUMBER_AFTER = re.compile(r"[0-9][0-9,.]*")
 _DIGITS = re.compile(r"[0-9]+")
 # The letters a digit stands for in leetspeak (the visual suite's LEET) or as a look-alike (LOOKALIKES).
 _DIGIT_LETTERS = {digit: "".join(sorted({letter.lower() for letter, leet in LEET.items() if leet == digit} |
@@ -76,7 +75,7 @@ NOT_BESIDE_NUMBERS = frozenset({"am", "pm", "st", "nd", "rd", "th", "s", "k", "m
 _LATIN_JOINERS = re.compile(r"(?<=[A-Za-z])[\u200c\u200d]+|[\u200c\u200d]+(?=[A-Za-z])")
 
 
-def _reads_as_word(token: str, known, limit: int = 64) -> bool:
+def _leetspeak_word(token: str, known, limit: int = 64) -> bool:
     """Whether letters and digits read as a word `known` knows with each digit taken for a letter it stands for."""
     options = [_DIGIT_LETTERS.get(ch, ch.lower()) for ch in token]
     return all(options) and any(known("".join(letters)) for letters in itertools.islice(itertools.product(*options), limit))
@@ -174,16 +173,16 @@ class WordSegmenter:
                 if (match.group() == "'t" and not left.endswith("n")) or not word(right):
                     continue
             elif kind in ("before_number", "after_number"):
-                number = _NUMBER_AFTER.match(text, match.end()).group() if kind == "before_number" else match.group()
-                letters = left if kind == "before_number" else right
-                digits = _DIGITS.match(number).group()
-                outer = match.start() - len(left) - 1   # before_number: what stands before the letters
+                before = kind == "before_number"
+                letters = left if before else right
+                digits = _DIGITS.match(text, match.end() if before else match.start()).group()
+                outer = match.start() - len(left) - 1   # what stands before the letters
                 if len(digits) < 2 or not self._whole_word(letters) or \
-                        (kind == "before_number" and outer >= 0 and "0" <= text[outer] <= "9"):
+                        (before and outer >= 0 and "0" <= text[outer] <= "9"):
                     continue   # one digit beside a word is as often a typo ("the3") as a lost space; "8a1137" is
                                # one leetspeak word
-                if _reads_as_word(letters + digits if kind == "before_number" else digits + letters, known):
-                    continue   # leetspeak: "in70" is "into", "50me" "some"
+                if _leetspeak_word(letters + digits if before else digits + letters, known):
+                    continue   # "in70" is "into", "50me" "some"
             elif kind == "paren":   # the words inside and outside the bracket
                 after_close = match.group() == ")"
                 right = _LETTERS_AFTER.match(text, match.end() + (not after_close)).group()
