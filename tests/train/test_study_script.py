@@ -110,3 +110,50 @@ def test_held_out_rows_spread_over_the_whole_file():
     assert len(rows) == 1000 and min(rows) < 6 and max(rows) > 5740
     gaps = sorted(b - a for a, b in zip(sorted(rows), sorted(rows)[1:]))
     assert gaps[0] >= 5 and gaps[-1] <= 6
+
+
+def test_teacher_study_samples_the_first_phase_and_trains_on_the_sample_only(tmp_path):
+    """scripts/study_teacher.py: a seeded sample in file order (a table's header kept), and the pilot's config
+    is the recipe's first phase with every training source, and nothing else, moved to the sample."""
+    from pixelrep.train.configs import default as recipe
+
+    study = _script("study_teacher")
+    src = tmp_path / "en-de.tsv"
+    src.write_text("en\tde\n" + "".join(f"s{i}\tt{i}\n" for i in range(100)), encoding="utf-8")
+    study.sample(src, tmp_path / "a.tsv", 10, header=True)
+    study.sample(src, tmp_path / "b.tsv", 10, header=True)
+    lines = (tmp_path / "a.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "en\tde" and len(lines) == 11
+    assert lines == (tmp_path / "b.tsv").read_text(encoding="utf-8").splitlines()
+    numbers = [int(line.split("\t")[0][1:]) for line in lines[1:]]
+    assert numbers == sorted(numbers) and numbers != list(range(10))
+
+    phase, pilot = recipe.get_config(), study.pilot_config(tmp_path)
+    for part in ("data", "leapfrog_with"):
+        sources = getattr(pilot, part).sources
+        assert [Path(s).name for s in sources] == [Path(s).name for s in getattr(phase, part).sources]
+        assert all(Path(s).parent == tmp_path / "data" for s in sources)
+    assert pilot.optim == phase.optim and pilot.model == phase.model and pilot.align == phase.align
+
+
+def test_teacher_study_embeds_its_share_once_and_resumes(tmp_path):
+    """embed_share: each of n processes takes every n-th text, and texts already in the disk cache are not sent to
+    the teacher again (a stopped precompute resumes where it was)."""
+    from pixelrep.teachers.cache import EmbeddingCache
+
+    class Teacher:
+        def __init__(self):
+            self.cache, self.sent = EmbeddingCache(tmp_path / "cache", "fake"), []
+
+        def sentence_embeddings(self, texts):
+            self.sent += texts
+            self.cache.put(texts, np.ones((len(texts), 4), dtype=np.float32))
+
+    study, texts = _script("study_teacher"), [f"text {i}" for i in range(10)]
+    first = Teacher()
+    study.embed_share(first, texts, "1/3", "t")
+    assert first.sent == ["text 1", "text 4", "text 7"]
+    again = Teacher()
+    study.embed_share(again, texts, "1/3", "t")
+    study.embed_share(again, texts, "0/1", "t")
+    assert again.sent == [t for t in texts if t not in first.sent]
