@@ -82,9 +82,9 @@ def vectors(out: Path, teacher: str, part: str) -> None:
     embed_share(load_teacher(teacher, cache_dir=cfg.align.cache_dir), texts, part, teacher)
 
 
-# The recipe's training texts in the order its phases need them (english, lexicon and sentences of the
-# English-only phases first), for recipe_vectors.
-RECIPE_ORDER = ("english", "lexicon_en", "sentences_en", "parallel", "parallel_more", "lexicon", "sentences")
+# The recipe's training texts in the order the lineage's phases first need them (BY_HAND, then default7/8's
+# parallel_more); lexicon-en and sentences-en, which the later phases train on, are parts of lexicon and sentences.
+RECIPE_ORDER = ("english", "lexicon", "parallel", "sentences", "parallel_more")
 
 
 def recipe_vectors(teacher: str, part: str) -> None:
