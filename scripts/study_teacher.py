@@ -41,21 +41,34 @@ def pilot_config(out: Path):
     from pixelrep.train.configs import default as recipe
 
     cfg = recipe.get_config()
-    data = out / "data"
-    return replace(cfg, data=replace(cfg.data, sources=tuple(str(data / Path(s).name) for s in cfg.data.sources)),
-                   leapfrog_with=replace(cfg.leapfrog_with, sources=tuple(str(data / Path(s).name)
-                                                                          for s in cfg.leapfrog_with.sources)))
+
+    def on_sample(data):
+        return replace(data, sources=tuple(str(out / "data" / Path(s).name) for s in data.sources))
+
+    return replace(cfg, data=on_sample(cfg.data), leapfrog_with=on_sample(cfg.leapfrog_with))
+
+
+def target_texts(*data) -> list[str]:
+    """The distinct alignment targets (train.data.Pairs.target_texts, as the trainer pulls them) of every pair of
+    the DataConfigs `data`, sorted."""
+    from pixelrep.train.data import load_pairs
+
+    texts: set[str] = set()
+    for d in data:
+        pairs = load_pairs(d)
+        texts.update(pairs.target_texts(range(len(pairs))))
+    return sorted(texts)
 
 
 def make_data(out: Path) -> None:
     from pixelrep.train.configs import default as recipe
 
-    cfg = recipe.get_config()
+    cfg, pilot = recipe.get_config(), pilot_config(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    for src, count in zip(cfg.data.sources, (ENGLISH, LEXICON)):
-        sample(Path(src), out / "data" / Path(src).name, count, header=False)
-    for src in cfg.leapfrog_with.sources:
-        sample(Path(src), out / "data" / Path(src).name, PER_LANGUAGE, header=True)
+    for src, dest, count in zip(cfg.data.sources, pilot.data.sources, (ENGLISH, LEXICON)):
+        sample(Path(src), Path(dest), count, header=False)
+    for src, dest in zip(cfg.leapfrog_with.sources, pilot.leapfrog_with.sources):
+        sample(Path(src), Path(dest), PER_LANGUAGE, header=True)
     print(f"sampled into {out / 'data'}")
 
 
@@ -75,10 +88,9 @@ def embed_share(model, texts: list[str], part: str, desc: str) -> None:
 def vectors(out: Path, teacher: str, part: str) -> None:
     """Teacher vectors of every target text of the pilot (visual texts, English sides), share `part` (k/n)."""
     from pixelrep.teachers.text import load_teacher
-    from pixelrep.train.data import load_pairs
 
     cfg = pilot_config(out)
-    texts = sorted(set(load_pairs(cfg.data).anchors + load_pairs(cfg.leapfrog_with).anchors))
+    texts = target_texts(cfg.data, cfg.leapfrog_with)
     embed_share(load_teacher(teacher, cache_dir=cfg.align.cache_dir), texts, part, teacher)
 
 
@@ -93,7 +105,6 @@ def recipe_vectors(teacher: str, part: str) -> None:
     needs before it trains at student speed. Resumable: texts already cached are skipped."""
     from pixelrep.teachers.text import load_teacher
     from pixelrep.train.configs import default as recipe
-    from pixelrep.train.data import load_pairs
 
     files, cfg = recipe.data_files(), recipe.get_config()
     model = load_teacher(teacher, cache_dir=cfg.align.cache_dir)
@@ -102,7 +113,7 @@ def recipe_vectors(teacher: str, part: str) -> None:
         sources = (files[name],) if isinstance(files[name], str) else files[name]
         data = (replace(cfg.leapfrog_with, sources=sources) if isinstance(files[name], tuple)
                 else replace(cfg.data, sources=sources))
-        texts = sorted(set(load_pairs(data).anchors) - seen)
+        texts = [t for t in target_texts(data) if t not in seen]
         seen.update(texts)
         embed_share(model, texts, part, f"{teacher} {name}")
 
@@ -112,20 +123,21 @@ def train(out: Path, arm: str, steps: int, seed: int, second_phase: bool = False
     and steps: BY_HAND[1]) continuing that run's final/ on the same sample (OUT/ARM-sSEED-2)."""
     from pixelrep.train.configs import default as recipe
 
-    cfg = pilot_config(out)
-    run = out / f"{arm}-s{seed}"
-    sets = [f"data.sources={','.join(cfg.data.sources)}",
-            f"leapfrog_with.sources={','.join(cfg.leapfrog_with.sources)}",
-            f"align.teacher={arm}", f"optim.max_steps={steps}", f"seed={seed}", "workers=0"]
-    if second_phase:
-        phase = recipe.BY_HAND[1]
-        sets[3:4] = [f"init_from={run}/final", f"optim.max_steps={phase.max_steps}", f"optim.lr={phase.lr}",
-                     f"optim.warmup_steps={phase.warmup_steps}"]
-        run = out / f"{arm}-s{seed}-2"
-    command = ["pixelrep", "train", "default", "--one-stage", "--output-dir", str(run), "--resume", "--set", *sets]
-    print(" ".join(command), flush=True)
     if not (out / "data").is_dir():
         raise SystemExit(f"{out / 'data'}: run `study_teacher.py data {out}` first")
+    cfg = pilot_config(out)
+    run = out / f"{arm}-s{seed}"
+    if second_phase:
+        phase = recipe.BY_HAND[1]
+        schedule = [f"init_from={run}/final", f"optim.max_steps={phase.max_steps}", f"optim.lr={phase.lr}",
+                    f"optim.warmup_steps={phase.warmup_steps}"]
+        run = out / f"{arm}-s{seed}-2"
+    else:
+        schedule = [f"optim.max_steps={steps}"]
+    sets = [f"data.sources={','.join(cfg.data.sources)}", f"leapfrog_with.sources={','.join(cfg.leapfrog_with.sources)}",
+            f"align.teacher={arm}", *schedule, f"seed={seed}", "workers=0"]
+    command = ["pixelrep", "train", "default", "--one-stage", "--output-dir", str(run), "--resume", "--set", *sets]
+    print(" ".join(command), flush=True)
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -144,7 +156,7 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("out", type=Path)
     t.add_argument("arm", choices=ARMS)
-    t.add_argument("--steps", type=int, default=STEPS)
+    t.add_argument("--steps", type=int, default=STEPS, help="first phase only (the second has the lineage's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--second-phase", action="store_true", help="continue ARM-sSEED/final as the lineage's 2nd phase")
     args = parser.parse_args()
