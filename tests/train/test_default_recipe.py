@@ -174,6 +174,30 @@ def test_the_bundle_removes_the_common_directions_the_recipe_declares():
     assert bundle.render_config.snap_to_grid == recipe.SNAP_TO_GRID and "(snap_to_grid)" in bundle.metadata["description"]
 
 
+def test_export_names_the_teacher_the_run_was_trained_on(tmp_path, monkeypatch):
+    """A run trained on e5 exports as e5's space: the model card names e5 and its width, never USE-m3's."""
+    from pixelrep import PixelEncoder
+    from pixelrep.aligned import AlignedPixelEncoder
+    from pixelrep.config import ModelConfig
+    from pixelrep.render import RenderConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset("tiny", max_patches=32)
+    aligned = AlignedPixelEncoder(PixelEncoder(config, RenderConfig(max_patches=32)),
+                                  torch.nn.Linear(config.embedding_dim, 24), teacher="e5")
+    monkeypatch.setattr(AlignedPixelEncoder, "from_pretrained", classmethod(lambda cls, path: aligned))
+    monkeypatch.setattr(recipe, "common_directions_texts", lambda: [f"sentence {i} about {w}" for i, w in
+                                                                    enumerate(["cats", "rain", "trains", "bread"] * 10)])
+    monkeypatch.setattr(recipe, "GRADED_STEPS", 0)
+    recipe.export("runs/e5-run", str(tmp_path / "model"))
+    exported = PixelEncoder.from_pretrained(tmp_path / "model")
+    description = exported.metadata["description"]
+    assert exported.metadata["teacher"] == "e5" and exported.embedding_dim == 24
+    assert description.startswith(f"pixelrep default: {recipe.TEACHER_TITLES['e5']} distilled into a "
+                                  f"{config.depth}-layer") and "e5's 24-d space" in description
+    assert "Universal Sentence Encoder" not in description and "USE-m3" not in description
+
+
 def test_translation_silver_pairs_grade_english_against_translations(tmp_path, monkeypatch):
     """Each English sentence meets its own translation at the top score and its neighbours' translations at
     the teacher's cosine of the English sides, both ways round, on the gold scores' scale."""

@@ -463,6 +463,17 @@ def read_pairs(path) -> list[list[str]]:
     return [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
 
 
+TEACHER_TITLES = {"use-m3": "the multilingual Universal Sentence Encoder (USE-m3)", "e5": "multilingual-e5-small (e5)"}
+
+
+def space_description(teacher: str, *, depth: int, dim: int) -> str:
+    """The model card's first words: which teacher was distilled and whose space the exported vectors live in."""
+    return (f"pixelrep default: {TEACHER_TITLES.get(teacher, teacher)} distilled into a {depth}-layer word-aligned "
+            f"pixel encoder (train/configs/default.py); vectors live in {teacher}'s {dim}-d space, less the mean and "
+            f"{COMMON_DIRECTIONS} top principal directions of English texts' vectors, the other directions scaled by "
+            f"variance ** -{COMMON_WHITENING:g}")
+
+
 def export(run_model: str, destination: str, results: str | None = None) -> None:
     """Fold the trained model's sentence projector into the encoder, remove the common directions of its
     vectors (COMMON_DIRECTIONS, COMMON_WHITENING), fine-tune it on graded pairs (GRADED_*: ~3 min on 2
@@ -471,13 +482,11 @@ def export(run_model: str, destination: str, results: str | None = None) -> None
     from pixelrep.aligned import AlignedPixelEncoder
     from pixelrep.train.graded import finetune_graded
 
-    encoder = AlignedPixelEncoder.from_pretrained(run_model).to_pixel_encoder()
+    aligned = AlignedPixelEncoder.from_pretrained(run_model)
+    encoder = aligned.to_pixel_encoder()
     encoder = encoder.remove_common_directions(common_directions_texts(), COMMON_DIRECTIONS, whitening=COMMON_WHITENING,
                                                show_progress_bar=True)
-    description = ("pixelrep default: the multilingual Universal Sentence Encoder distilled into a 4-layer "
-                   "word-aligned pixel encoder (train/configs/default.py); vectors live in USE-m3's 512-d space, less "
-                   f"the mean and {COMMON_DIRECTIONS} top principal directions of English texts' vectors, the "
-                   f"other directions scaled by variance ** -{COMMON_WHITENING:g}")
+    description = space_description(aligned.teacher, depth=encoder.model_config.depth, dim=encoder.embedding_dim)
     graded = {}
     if GRADED_STEPS:
         sentence1, sentence2, scores = (list(column) for column in graded_pairs())
