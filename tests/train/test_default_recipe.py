@@ -196,6 +196,9 @@ def test_export_names_the_teacher_the_run_was_trained_on(tmp_path, monkeypatch):
     assert description.startswith(f"pixelrep default: {recipe.TEACHER_TITLES['e5']} distilled into a "
                                   f"{config.depth}-layer") and "e5's 24-d space" in description
     assert "Universal Sentence Encoder" not in description and "USE-m3" not in description
+    # Every alias of USE-m3 is named as USE-m3.
+    assert recipe.space_description("universal-sentence-encoder-multilingual", depth=4, dim=512).startswith(
+        f"pixelrep default: {recipe.TEACHER_TITLES['use']} distilled")
 
 
 def test_translation_silver_pairs_grade_english_against_translations(tmp_path, monkeypatch):

@@ -463,12 +463,16 @@ def read_pairs(path) -> list[list[str]]:
     return [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8")][1:]
 
 
-TEACHER_TITLES = {"use-m3": "the multilingual Universal Sentence Encoder (USE-m3)", "e5": "multilingual-e5-small (e5)"}
+# The model card's names of the teachers, by teacher_key (so every alias of USE-m3 reads the same).
+TEACHER_TITLES = {"use": "the multilingual Universal Sentence Encoder (USE-m3)", "e5": "multilingual-e5-small (e5)",
+                  "minilm": "all-MiniLM-L6-v2"}
 
 
 def space_description(teacher: str, *, depth: int, dim: int) -> str:
     """The model card's first words: which teacher was distilled and whose space the exported vectors live in."""
-    return (f"pixelrep default: {TEACHER_TITLES.get(teacher, teacher)} distilled into a {depth}-layer word-aligned "
+    from pixelrep.aligned import teacher_key
+
+    return (f"pixelrep default: {TEACHER_TITLES.get(teacher_key(teacher), teacher)} distilled into a {depth}-layer word-aligned "
             f"pixel encoder (train/configs/default.py); vectors live in {teacher}'s {dim}-d space, less the mean and "
             f"{COMMON_DIRECTIONS} top principal directions of English texts' vectors, the other directions scaled by "
             f"variance ** -{COMMON_WHITENING:g}")
