@@ -110,9 +110,8 @@ def recipe_vectors(teacher: str, part: str) -> None:
     model = load_teacher(teacher, cache_dir=cfg.align.cache_dir)
     seen: set[str] = set()
     for name in RECIPE_ORDER:
-        sources = (files[name],) if isinstance(files[name], str) else files[name]
-        data = (replace(cfg.leapfrog_with, sources=sources) if isinstance(files[name], tuple)
-                else replace(cfg.data, sources=sources))
+        pairs = not isinstance(files[name], str)   # en-xx.tsv tables are read as the translation blocks read them
+        data = replace(cfg.leapfrog_with if pairs else cfg.data, sources=files[name] if pairs else (files[name],))
         texts = [t for t in target_texts(data) if t not in seen]
         seen.update(texts)
         embed_share(model, texts, part, f"{teacher} {name}")
