@@ -21,9 +21,9 @@ from pixelrep.config import ModelConfig
 from pixelrep.encoder import PixelEncoder
 from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
-from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, uses_bf16
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig
 from pixelrep.train.data import PREFETCH, BatchPlan, load_pairs, make_loader
-from pixelrep.train.loop import ContrastiveModel, build_optimizer, compile_blocks, cpu_threads_beside_workers
+from pixelrep.train.loop import ContrastiveModel, build_optimizer, compile_blocks, cpu_threads_beside_workers, uses_bf16
 from pixelrep.train.losses import info_nce
 
 WARMUP_STEPS = 3
@@ -69,12 +69,12 @@ def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int
     """Measure and return one JSON-ready dict (see module doc). bucket_batches=1 turns length bucketing off.
     config: a stage config (name or file, as `pixelrep train` takes) whose model and render configs are
     measured instead of the preset's (e.g. "default": the bundled model's shape, word-aligned rendering).
-    precision: as a stage's ("auto": bf16 autocast on GPU, fp32 on CPU; "bf16" on any device; "fp32")."""
+    precision: as a stage's ("auto": bf16 autocast where native, else fp32; "bf16" on any device; "fp32")."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = dev.type == "cuda"
     batch_size = batch_size or (512 if on_gpu else 64)
     workers = (8 if on_gpu else 1) if workers is None else workers
-    use_bf16 = uses_bf16(precision, dev.type)
+    use_bf16 = uses_bf16(precision, dev)
     threads = torch.get_num_threads()
     if not on_gpu:
         torch.set_num_threads(cpu_threads_beside_workers(workers))  # as training does

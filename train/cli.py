@@ -118,7 +118,7 @@ def register(commands, bench_commands) -> None:
     bench.add_argument("--data", default=None,
                        help="sentence pairs file (sentence1, sentence2); default STS-B en train from the offline data")
     bench.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                       help="as a stage's: auto = bf16 autocast on GPU, fp32 on CPU; bf16 on any device")
+                       help="as a stage's: auto = bf16 autocast where native (GPU, avx512_bf16/AMX CPU), else fp32; bf16 on any device")
     bench.add_argument("--compile", action="store_true", help="torch.compile the ViT blocks")
     bench.add_argument("--bucket-batches", type=int, default=64,
                        help="batches sorted by length together (1: no length bucketing)")

@@ -45,13 +45,6 @@ def draw_image_level(kind: str, rng) -> float:
     return round(level) if kind == "jpeg" else level
 
 
-def uses_bf16(precision: str, device_type: str) -> bool:
-    """Whether `precision` (one of PRECISIONS) autocasts to bf16 on this device type: "auto" on GPU only."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
-    return precision == "bf16" or (precision == "auto" and device_type == "cuda")
-
-
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with warmup then decay. `batch_size` is global: pairs per optimizer step over all ranks."""
@@ -290,8 +283,9 @@ class StageConfig:
     dev_limit: int = 0             # evaluate on the first N dev pairs; 0 = all
     seed: int = 0
     pad_multiple: int = 1          # pad strips to a multiple of this many patches (fewer shapes for compile)
-    # "auto": bf16 autocast on GPU, fp32 on CPU; "bf16": autocast on any device (CPUs with avx512_bf16 train
-    # ~1.5x faster); "fp32": never. Losses and the optimizer state stay fp32 either way.
+    # "auto": bf16 autocast where native (GPUs; CPUs with avx512_bf16 or AMX train ~1.5x faster), fp32 elsewhere
+    # (emulated bf16 is ~20x slower); "bf16": autocast on any device; "fp32": never. Losses and the optimizer
+    # state stay fp32 either way.
     precision: str = "auto"
     run: RunConfig = field(default_factory=RunConfig)
 

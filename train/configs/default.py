@@ -253,8 +253,7 @@ SNAP_TO_GRID = True
 # data_files() keys. The weights shipped are the last phase's kept checkpoint.
 AUGMENT = ("case", "leetspeak", "split-words", "merge-words", "blur", "jpeg", "low-res", "rotate")
 # What the phases since default6 set beyond the stage (docs/study.md, section 7).
-QUEUE_AND_AUGMENT = ("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5",
-                     "precision=bf16")
+QUEUE_AND_AUGMENT = ("align.queue_size=4096", "data.augment=" + ",".join(AUGMENT), "data.augment_prob=0.5")
 
 
 def off_grid(name: str, init: str, seed: int, more_sets: tuple[str, ...] = ()) -> Phase:
