@@ -18,12 +18,12 @@ import torch
 import torch.nn as nn
 
 from pixelrep.config import ModelConfig
-from pixelrep.encoder import PixelEncoder
+from pixelrep.encoder import PixelEncoder, resolve_precision
 from pixelrep.files import data_path
 from pixelrep.render import RenderConfig
 from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig
 from pixelrep.train.data import PREFETCH, BatchPlan, load_pairs, make_loader
-from pixelrep.train.loop import ContrastiveModel, build_optimizer, compile_blocks, cpu_threads_beside_workers, uses_bf16
+from pixelrep.train.loop import ContrastiveModel, build_optimizer, compile_blocks, cpu_threads_beside_workers
 from pixelrep.train.losses import info_nce
 
 WARMUP_STEPS = 3
@@ -74,7 +74,7 @@ def bench_train(preset: str = "tiny", device: str | None = None, batch_size: int
     on_gpu = dev.type == "cuda"
     batch_size = batch_size or (512 if on_gpu else 64)
     workers = (8 if on_gpu else 1) if workers is None else workers
-    use_bf16 = uses_bf16(precision, dev)
+    use_bf16 = resolve_precision(precision, dev) == "bf16"
     threads = torch.get_num_threads()
     if not on_gpu:
         torch.set_num_threads(cpu_threads_beside_workers(workers))  # as training does

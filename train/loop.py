@@ -25,9 +25,9 @@ import torch
 import torch.nn as nn
 
 from pixelrep import strict_json
-from pixelrep.encoder import PixelEncoder, native_bf16
+from pixelrep.encoder import PixelEncoder, resolve_precision
 from pixelrep.train import checkpoint, distributed
-from pixelrep.train.config import PRECISIONS, DataConfig, HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict
+from pixelrep.train.config import DataConfig, HeadConfig, OptimConfig, StageConfig, from_dict, save_json, to_dict
 from pixelrep.train.data import BatchPlan, Pairs, load_pairs, make_loader, micro_batches
 from pixelrep.train.losses import info_nce
 from pixelrep.train.runs import CONFIG_FILE, LOG_FILE
@@ -79,14 +79,6 @@ class ContrastiveModel(nn.Module):
             losses.update(self.align.losses(features, vit.token_mask(mask), pooled, align_targets,
                                             patches_per_token=self.encoder.model_config.patches_per_token))
         return losses
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether `precision` (one of PRECISIONS) autocasts to bf16 on `device`: "auto" where bf16 is native (a GPU
-    that has it, a CPU with avx512_bf16 or AMX), as encode's "auto"; emulated bf16 is ~20x slower than fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
-    return precision == "bf16" or (precision == "auto" and native_bf16(device))
 
 
 def compile_blocks(encoder: PixelEncoder) -> None:
@@ -513,7 +505,7 @@ def _setup(stage: StageConfig, out: Path, resume: bool, device: str | None) -> _
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=align is not None)
-    use_bf16 = uses_bf16(stage.precision, info.device)
+    use_bf16 = resolve_precision(stage.precision, info.device) == "bf16"   # "auto": bf16 where native
     autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
     log = _Log(out, info.is_main, resume_step=step if latest is not None else None)
     return _Run(stage=stage, out=out, info=info, model=model, train_model=train_model, optimizer=optimizer,

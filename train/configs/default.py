@@ -46,6 +46,7 @@ import random
 import re
 from pathlib import Path
 
+from pixelrep.aligned import teacher_key
 from pixelrep.config import ModelConfig
 from pixelrep.files import atomic_write_bytes, data_path
 from pixelrep.render import RenderConfig
@@ -469,8 +470,6 @@ TEACHER_TITLES = {"use": "the multilingual Universal Sentence Encoder (USE-m3)",
 
 def space_description(teacher: str, *, depth: int, dim: int) -> str:
     """The model card's first words: which teacher was distilled and whose space the exported vectors live in."""
-    from pixelrep.aligned import teacher_key
-
     return (f"pixelrep default: {TEACHER_TITLES.get(teacher_key(teacher), teacher)} distilled into a {depth}-layer word-aligned "
             f"pixel encoder (train/configs/default.py); vectors live in {teacher}'s {dim}-d space, less the mean and "
             f"{COMMON_DIRECTIONS} top principal directions of English texts' vectors, the other directions scaled by "
